@@ -1,0 +1,21 @@
+// Metric names are a contract (DESIGN.md section 6): dashboards, alert rules and tests read them.
+export const METRIC = {
+  stepDuration: 'lockstep_step_duration_seconds',
+  loss: 'lockstep_loss',
+  samples: 'lockstep_samples_total',
+  workers: 'lockstep_workers',
+  step: 'lockstep_step',
+  epoch: 'lockstep_epoch',
+  gradientBytes: 'lockstep_gradient_bytes_total',
+  aggregationDuration: 'lockstep_aggregation_duration_seconds',
+  workerCompute: 'lockstep_worker_compute_seconds',
+  rejectedMessages: 'lockstep_rejected_messages_total',
+  workerFailures: 'lockstep_worker_failures_total',
+  stragglers: 'lockstep_stragglers_total',
+  checkpointDuration: 'lockstep_checkpoint_duration_seconds',
+  checkpointFailures: 'lockstep_checkpoint_failures_total',
+  backendInfo: 'lockstep_backend_info',
+  paused: 'lockstep_paused',
+  term: 'lockstep_term',
+  lastStepTimestamp: 'lockstep_last_step_timestamp_seconds',
+} as const;
