@@ -100,6 +100,12 @@ export class TimeoutError extends LockstepError {
   }
 }
 
+export class StoppedError extends LockstepError {
+  constructor(message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('STOPPED', message, options);
+  }
+}
+
 export class InternalError extends LockstepError {
   constructor(message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
     super('INTERNAL', message, options);

@@ -18,4 +18,42 @@ export const METRIC = {
   paused: 'lockstep_paused',
   term: 'lockstep_term',
   lastStepTimestamp: 'lockstep_last_step_timestamp_seconds',
+  /** Worker process only: parts this worker computed and published. */
+  workerParts: 'lockstep_worker_parts_total',
+  /** Worker process only: wall time of the last part it published (for "worker silent" alerts). */
+  workerLastPartTimestamp: 'lockstep_worker_last_part_timestamp_seconds',
 } as const;
+
+export type MetricName = (typeof METRIC)[keyof typeof METRIC];
+
+/** The names DESIGN.md section 6 requires on the coordinator's /metrics. */
+export const DESIGN_COORDINATOR_METRICS: readonly MetricName[] = [
+  METRIC.stepDuration,
+  METRIC.loss,
+  METRIC.samples,
+  METRIC.workers,
+  METRIC.step,
+  METRIC.epoch,
+  METRIC.gradientBytes,
+  METRIC.aggregationDuration,
+  METRIC.workerCompute,
+  METRIC.rejectedMessages,
+  METRIC.workerFailures,
+  METRIC.stragglers,
+  METRIC.checkpointDuration,
+  METRIC.backendInfo,
+];
+
+/** Label values of lockstep_loss{component}. */
+export const LOSS_COMPONENTS = ['total', 'reconstruction', 'kl'] as const;
+export type LossComponent = (typeof LOSS_COMPONENTS)[number];
+
+/** Label values of lockstep_gradient_bytes_total{direction}. */
+export const GRADIENT_DIRECTIONS = ['in', 'out'] as const;
+export type GradientDirection = (typeof GRADIENT_DIRECTIONS)[number];
+
+/**
+ * Rejection reasons pre-created at zero so that rate() queries and alert rules
+ * have a series before the first rejection. Other reasons are still counted.
+ */
+export const REJECT_REASONS = ['malformed', 'version', 'job', 'stale', 'duplicate', 'shape', 'non_finite', 'checksum'] as const;
