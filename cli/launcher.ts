@@ -5,7 +5,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Options } from '../shared/config/types.js';
 import type { Logger } from '../shared/logger.js';
-import { listStepDirs } from '../shared/checkpoint/store.js';
 import { startEmbeddedNats, type EmbeddedNats } from './nats-server.js';
 
 const ENTRY = require.resolve('../bin/lockstep.js');
@@ -67,7 +66,7 @@ export async function launch(o: Options, deps: LaunchDeps): Promise<number> {
   let code = 1;
   try {
     for (;;) {
-      const resume = restarts > 0 && !coordArgs.includes('--resume') && listStepDirs(o.checkpointDir).length > 0 ? ['--resume'] : [];
+      const resume = restarts > 0 && !coordArgs.includes('--resume') ? ['--resume', 'auto'] : [];
       const coord = spawnChild([...coordArgs, ...resume], true);
       coord.stdout?.pipe(deps.stdout, { end: false });
       const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => coord.on('exit', (c, s) => resolve({ code: c, signal: s })));

@@ -7,7 +7,7 @@ import type { Logger } from '../shared/logger.js';
 import type { ModelBundle } from '../shared/models/types.js';
 import { captureModelFiles } from '../shared/checkpoint/artifacts.js';
 import type { Manifest } from '../shared/checkpoint/manifest.js';
-import { findLatestCheckpoint, pruneCheckpoints, readCheckpointState, writeCheckpoint, type FaultHook } from '../shared/checkpoint/store.js';
+import { findLatestCheckpoint, listStepDirs, pruneCheckpoints, readCheckpointState, writeCheckpoint, type FaultHook } from '../shared/checkpoint/store.js';
 import { fsyncDir, writeFileSynced } from '../shared/checkpoint/fs-atomic.js';
 import type { TrainingCore } from '../shared/train/core.js';
 import type { StepPlanner } from '../shared/train/plan.js';
@@ -31,8 +31,19 @@ export interface ResumePoint {
   adam: { t: number; m: Float32Array; v: Float32Array };
 }
 
+/**
+ * `--resume auto` (for restarts under Kubernetes or the launcher): resume when the
+ * checkpoint directory holds any checkpoint, start fresh when it holds none. A plain
+ * `--resume` with nothing to resume from is an error, never a silent fresh start.
+ */
+export function wantsResume(o: Options): boolean {
+  if (o.resume === undefined || o.resume === false) return false;
+  if (o.resume === 'auto') return listStepDirs(o.checkpointDir).length > 0;
+  return true;
+}
+
 export function loadResumePoint(o: Options, numParams: number, datasetSize: number, log: Logger): ResumePoint {
-  const where = typeof o.resume === 'string' ? o.resume : o.checkpointDir;
+  const where = typeof o.resume === 'string' && o.resume !== 'auto' ? o.resume : o.checkpointDir;
   const found = findLatestCheckpoint(where, log);
   const m = found.manifest;
   for (const k of MUST_MATCH) {

@@ -21,7 +21,7 @@ import type { FaultHook } from '../shared/checkpoint/store.js';
 import { Membership, type Member } from './membership.js';
 import type { CoordinatorObserver, PartReport } from './observer.js';
 import { StepRound } from './round.js';
-import { loadResumePoint, nextTerm, saveCheckpoint } from './checkpoints.js';
+import { loadResumePoint, nextTerm, saveCheckpoint, wantsResume } from './checkpoints.js';
 
 export interface CoordinatorDeps {
   nc: NatsConnection;
@@ -95,7 +95,7 @@ export class Coordinator {
     let weights = bundle.getFlatWeights();
     let adamState;
     let atLeastTerm = 0;
-    if (this.o.resume !== undefined && this.o.resume !== false) {
+    if (wantsResume(this.o)) {
       const rp = loadResumePoint(this.o, bundle.numParams, this.deps.datasetSize, log);
       weights = rp.weights;
       adamState = rp.adam;

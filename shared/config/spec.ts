@@ -51,7 +51,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'checkpointDir', flag: 'checkpoint-dir', kind: 'string', defaultText: 'runs/<job>/checkpoints', description: 'Where the coordinator writes checkpoints', commands: RUN },
   { key: 'checkpointEvery', flag: 'checkpoint-every', kind: 'int', min: 0, default: 50, description: 'Steps between checkpoints (0 = only at the end)', commands: RUN },
   { key: 'keepCheckpoints', flag: 'keep-checkpoints', kind: 'int', min: 1, max: 1000, default: 3, description: 'How many of the newest checkpoints to keep', commands: RUN },
-  { key: 'resume', flag: 'resume', kind: 'bool-or-path', description: 'Resume from the newest valid checkpoint (in --checkpoint-dir, or the given path)', commands: RUN },
+  { key: 'resume', flag: 'resume', kind: 'bool-or-path', description: 'Resume from the newest valid checkpoint (in --checkpoint-dir, or the given path); `auto`: resume if any checkpoint exists, else start fresh', commands: RUN },
   { key: 'checkpoint', flag: 'checkpoint', kind: 'string', description: 'Checkpoint directory (a step directory or a checkpoint dir; the newest valid is used)', commands: ['eval', 'sample'] },
   { key: 'out', flag: 'out', kind: 'string', default: 'samples.png', description: 'Output PNG file', commands: ['sample'] },
   { key: 'label', flag: 'label', kind: 'int', min: 0, max: 9, description: 'cvae: draw this digit', commands: ['sample'] },
