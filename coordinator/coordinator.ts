@@ -493,6 +493,7 @@ export class Coordinator {
       const grace = 2 * this.hbIntervalMs;
       const idleSinceAsked = p.assigned.some((w) => (this.membership.get(w)?.lastIdleAt ?? 0) > p.sentAt + grace);
       if (idleSinceAsked) {
+        this.deps.log.debug({ step: round.step, part: p.part, workers: p.assigned }, 'assigned worker idle: plan re-sent');
         p.attempt += 1;
         p.sentAt = now;
         changed = true;

@@ -1,9 +1,10 @@
 // A worker's own Prometheus metrics in cluster mode (`lockstep worker --metrics-port`).
-// Names are shared with the coordinator where the quantity is the same, so
-// dashboards tell the two apart by scrape job, not by name.
+// What the coordinator also counts (compute time of each part) has a name of its own
+// here, so that a sum over all scrape jobs counts each part once; names shared with
+// the coordinator (gradient bytes, rejections, backend) count different events.
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
-import { GRADIENT_DIRECTIONS, METRIC, REJECT_REASONS } from '../shared/metrics/names.js';
+import { METRIC, REJECT_REASONS } from '../shared/metrics/names.js';
 import type { GradientDirection } from '../shared/metrics/names.js';
 
 export interface WorkerBackendInfo {
@@ -40,8 +41,8 @@ export function createWorkerMetrics(registry: Registry, options: WorkerMetricsOp
   const registers = [registry];
   const worker = options.workerId;
   const compute = new Histogram({
-    name: METRIC.workerCompute,
-    help: 'Compute time of one part on this worker.',
+    name: METRIC.partCompute,
+    help: 'Compute time of one part, measured on this worker (the coordinator exports the same parts as lockstep_worker_compute_seconds).',
     labelNames: ['worker'],
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
     registers,
@@ -54,7 +55,9 @@ export function createWorkerMetrics(registry: Registry, options: WorkerMetricsOp
 
   compute.zero({ worker });
   parts.inc({ worker }, 0);
-  for (const d of GRADIENT_DIRECTIONS) bytes.inc({ direction: d }, 0);
+  // Only `out` exists from the start: the worker loop reports no received bytes yet, and a
+  // series stuck at zero would claim it received nothing.
+  bytes.inc({ direction: 'out' }, 0);
   for (const r of options.rejectReasons ?? REJECT_REASONS) rejected.inc({ reason: r }, 0);
 
   return {

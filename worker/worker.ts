@@ -157,6 +157,7 @@ export class Worker {
       this.reject(e, 'step');
       return;
     }
+    this.deps.log.debug({ term: m.term, step: m.step, joined: this.joined, myTerm: this.term, latest: this.latestStep, parts: m.parts.filter((p) => p.worker === this.id).map((p) => p.part) }, 'plan received');
     if (m.term < this.term) return; // an old coordinator's plan
     if (m.term > this.term || !this.joined) {
       void this.rejoin(`step plan of term ${m.term}`);
@@ -192,17 +193,26 @@ export class Worker {
     this.pumping = true;
     void this.pump().finally(() => {
       this.pumping = false;
+      // nats.js delivers several messages in one synchronous batch: a plan that
+      // arrived while this pump was finishing found `pumping` still set, so look again.
+      if (this.runnable()) this.kick();
     });
   }
 
+  private runnable(): boolean {
+    return !this.stopped && this.queue.length > 0 && this.compute !== null && this.status !== 'paused';
+  }
+
   private async pump(): Promise<void> {
-    while (!this.stopped && this.queue.length > 0 && this.compute !== null && this.status !== 'paused') {
+    while (this.runnable()) {
+      const compute = this.compute as WorkerCompute;
       const task = this.queue[0] as Task;
       if (task.term !== this.term || task.step < this.latestStep) {
         this.queue.shift();
         continue;
       }
       if (this.weights === null || this.weights.version !== task.weightsVersion) {
+        this.deps.log.debug({ step: task.step, have: this.weights?.version ?? null, want: task.weightsVersion }, 'fetching weights');
         const ok = await this.fetchState(task.weightsVersion);
         if (!ok) {
           // The coordinator is elsewhere (newer weights, new term): the plan will be re-sent.
@@ -216,7 +226,7 @@ export class Worker {
       this.inFlight = key;
       this.status = 'busy';
       try {
-        const out = this.compute.computePart(this.weights.data, task.indices, task.step);
+        const out = compute.computePart(this.weights.data, task.indices, task.step);
         const t1 = performance.now();
         const meta = createMessage(MSG.grad, this.env(task.step), {
           part: task.part,
@@ -232,6 +242,7 @@ export class Worker {
         this.cache.set(key, chunks);
         while (this.cache.size > 4) this.cache.delete(this.cache.keys().next().value as string);
         this.publishChunks(chunks);
+        this.deps.log.debug({ term: task.term, step: task.step, part: task.part, attempt: task.attempt, computeSeconds: out.computeSeconds }, 'part published');
         this.partsDone += 1;
         this.lastPartSeconds = out.computeSeconds;
         this.deps.observer?.partDone(out.computeSeconds, chunks.reduce((a, c) => a + c.length, 0));

@@ -18,6 +18,12 @@ export const METRIC = {
   paused: 'lockstep_paused',
   term: 'lockstep_term',
   lastStepTimestamp: 'lockstep_last_step_timestamp_seconds',
+  /**
+   * Worker process only: compute time of each part, measured on the worker. A name of its
+   * own because the coordinator already exports lockstep_worker_compute_seconds{worker} for
+   * the same parts: one name in both jobs would count every part twice in `sum by (worker)`.
+   */
+  partCompute: 'lockstep_part_compute_seconds',
   /** Worker process only: parts this worker computed and published. */
   workerParts: 'lockstep_worker_parts_total',
   /** Worker process only: wall time of the last part it published (for "worker silent" alerts). */
@@ -43,6 +49,15 @@ export const DESIGN_COORDINATOR_METRICS: readonly MetricName[] = [
   METRIC.checkpointDuration,
   METRIC.backendInfo,
 ];
+
+/** The names a worker's /metrics (`lockstep worker --metrics-port`) always carries. */
+export const WORKER_METRICS: readonly MetricName[] = [METRIC.partCompute, METRIC.workerParts, METRIC.workerLastPartTimestamp, METRIC.gradientBytes, METRIC.rejectedMessages, METRIC.backendInfo];
+
+/**
+ * Every label name the lockstep_* series may carry. Each has a bounded set of values
+ * (worker ids are bounded by the membership); nothing per step, epoch or part.
+ */
+export const LOCKSTEP_LABELS = ['component', 'direction', 'worker', 'reason', 'backend', 'version', 'device', 'le'] as const;
 
 /** Label values of lockstep_loss{component}. */
 export const LOSS_COMPONENTS = ['total', 'reconstruction', 'kl'] as const;

@@ -9,6 +9,7 @@ import { createModel } from '../models/factory.js';
 import { TrainingCore, type StepOutcome } from './core.js';
 import { modelOptionsOf } from './model-options.js';
 import { StepPlanner } from './plan.js';
+import { loadResumePoint, nextTerm, saveCheckpoint, wantsResume } from '../checkpoint/training.js';
 import { finalLossOf, type TrainResult } from './result.js';
 
 export interface StepReport {
@@ -33,13 +34,34 @@ export async function trainInProcess(opts: Options, deps: ReferenceDeps): Promis
   const totalSteps = planner.totalSteps(opts);
   const bundle = createModel(modelOptionsOf(opts));
   try {
-    const core = new TrainingCore(bundle.getFlatWeights(), { lr: opts.lr });
-    deps.log.info({ params: bundle.numParams, images: data.count, totalSteps, stepsPerEpoch: planner.stepsPerEpoch }, 'in-process training starts');
-    const losses: number[] = [];
+    let weights = bundle.getFlatWeights();
+    let adamState;
+    let startStep = 0;
+    let losses: number[] = [];
+    let samplesBefore = 0;
+    let atLeastTerm = 0;
+    let checkpoint: string | null = null;
+    if (wantsResume(opts)) {
+      const rp = loadResumePoint(opts, bundle.numParams, data.count, deps.log);
+      weights = rp.weights;
+      adamState = rp.adam;
+      startStep = rp.manifest.step;
+      losses = rp.manifest.losses.map((l) => l ?? NaN);
+      samplesBefore = rp.manifest.samples;
+      atLeastTerm = rp.manifest.term;
+      checkpoint = rp.path;
+    }
+    const term = nextTerm(opts.checkpointDir, atLeastTerm);
+    const core = new TrainingCore(weights, { lr: opts.lr }, adamState);
+    deps.log.info({ params: bundle.numParams, images: data.count, totalSteps, stepsPerEpoch: planner.stepsPerEpoch, startStep }, 'in-process training starts');
     let last: StepOutcome | undefined;
     let samples = 0;
+    const save = async (step: number): Promise<void> => {
+      checkpoint = await saveCheckpoint({ o: opts, term, step, planner, core, bundle, losses, samples: samplesBefore + samples });
+    };
     const t0 = performance.now();
-    for (let step = 0; step < totalSteps; step++) {
+    let step = startStep;
+    for (; step < totalSteps; step++) {
       if (deps.signal?.aborted === true) break;
       const ts = performance.now();
       const slice = planner.slice(step);
@@ -50,26 +72,27 @@ export async function trainInProcess(opts: Options, deps: ReferenceDeps): Promis
       losses.push(last.loss.total);
       samples += last.count;
       deps.onStep?.({ step, epoch: slice.epoch, totalSteps, outcome: last, seconds: (performance.now() - ts) / 1000, indices: slice.indices });
+      if (opts.checkpointEvery > 0 && (step + 1) % opts.checkpointEvery === 0 && step + 1 < totalSteps) await save(step + 1);
       // Yield so signals and timers run between steps.
       await new Promise<void>((r) => setImmediate(r));
     }
     const wallSeconds = (performance.now() - t0) / 1000;
-    const steps = losses.length;
+    if (step > startStep || checkpoint === null) await save(step);
     return {
       model: opts.model,
       arch: opts.arch,
       backend: deps.backendName,
       workers: 0,
-      steps,
-      epochs: steps / planner.stepsPerEpoch,
-      samples,
+      steps: step,
+      epochs: step / planner.stepsPerEpoch,
+      samples: samplesBefore + samples,
       wallSeconds,
       samplesPerSecond: samples / wallSeconds,
       finalLoss: finalLossOf(opts.model, last?.loss ?? { total: NaN, reconstruction: NaN, kl: NaN }),
       losses,
       gradientBytes: 0,
-      checkpoint: null,
-      startStep: 0,
+      checkpoint,
+      startStep,
       weightsSha256: sha256Of(core.weights),
       weights: core.weights,
     };
