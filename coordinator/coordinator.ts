@@ -49,7 +49,6 @@ export class Coordinator {
   private samples = 0;
   private gradBytesIn = 0;
   private round: StepRound | null = null;
-  private roundResolve: (() => void) | null = null;
   private stopping = false;
   private stopReason = '';
   private paused = false;
@@ -121,7 +120,7 @@ export class Coordinator {
     let t0 = performance.now();
     const firstStep = this.step;
     try {
-      await this.waitForWorkers();
+      if (this.step < this.totalSteps) await this.waitForWorkers();
       t0 = performance.now();
       while (this.step < this.totalSteps && !this.stopping) {
         await this.runStep();
@@ -130,6 +129,9 @@ export class Coordinator {
       if (this.step > firstStep || this.lastCheckpoint === null) await this.checkpoint();
     } catch (err) {
       if (!(err instanceof StoppedError)) throw err;
+      // Stopped while paused or with nobody left mid-step: keep the finished steps.
+      this.round = null;
+      if (this.step > firstStep) await this.checkpoint();
     } finally {
       await this.shutdown();
     }
@@ -246,12 +248,10 @@ export class Coordinator {
     this.broadcastWeights();
     let broadcastSeconds = (performance.now() - tb) / 1000;
     this.publishPlan();
-    await new Promise<void>((resolve) => {
-      this.roundResolve = resolve;
-      if (round.complete()) resolve();
-    });
-    this.roundResolve = null;
+    await this.waitRound(round);
     const waitSeconds = (performance.now() - t0) / 1000 - broadcastSeconds;
+    // Re-derived from the planner, not taken from the round: what is applied must be exactly this step's batch.
+    const coverage = round.coverage(this.planner.slice(round.step).indices);
     const outcome = this.core.apply(round.results());
     this.round = null;
     this.step += 1;
@@ -284,6 +284,16 @@ export class Coordinator {
       weights: this.core.weights,
     });
     this.deps.log.debug({ step: this.step - 1, loss: outcome.loss, seconds }, 'step done');
+    // The per-step coverage record the fault suite reads (exactly-once per epoch across faults and restarts).
+    this.deps.log.debug({ term: this.term, step: this.step - 1, epoch: slice.epoch, count: outcome.count, coverage }, 'step applied');
+  }
+
+  /** Until every part has a result. A stop finishes the step, unless nobody is left to finish it. */
+  private async waitRound(round: StepRound): Promise<void> {
+    while (!round.complete()) {
+      if (this.stopping && this.membership.size === 0) throw new StoppedError(this.stopReason);
+      await this.waitEvent(250);
+    }
   }
 
   private broadcastWeights(): void {
@@ -366,6 +376,17 @@ export class Coordinator {
       this.obs.workerJoined?.(member, rejoined);
       this.obs.membersChanged?.(this.membership.live());
       this.heartbeat();
+      // A member joining again (a restarted process under the same id, a client that lost
+      // its connection) may have lost the plan and its results: ask again now rather than
+      // waiting for its idle heartbeat. Parts are idempotent, so a repeat costs nothing.
+      const open = rejoined && this.round !== null ? this.round.openFor(member.id) : [];
+      if (open.length > 0) {
+        for (const p of open) {
+          p.attempt += 1;
+          p.sentAt = Date.now();
+        }
+        this.publishPlan();
+      }
       this.notify();
     } catch (err) {
       this.reject(err, undefined);
@@ -381,6 +402,7 @@ export class Coordinator {
     try {
       const m = parseMessage(msg.data);
       if (m.type !== MSG.state) throw new ProtocolError('unexpected-type', `expected a state request, got ${m.type}`);
+      if (m.job !== this.o.job) throw new ProtocolError('wrong-job', `state request for job ${m.job} reached job ${this.o.job}`);
       if (msg.reply === undefined || msg.reply === '') throw new ProtocolError('schema', 'state request without a reply subject');
       if (this.weightsChunks?.version !== this.step) {
         const meta = createMessage(MSG.weights, this.env(), { version: this.step, epoch: Math.floor(this.step / this.planner.stepsPerEpoch), numel: this.core.weights.length });
@@ -399,6 +421,7 @@ export class Coordinator {
     try {
       const m = parseMessage(msg.data);
       if (m.sender !== from) throw new ProtocolError('sender-mismatch', `message on ${msg.subject} claims sender ${m.sender}`);
+      if (m.job !== this.o.job) throw new ProtocolError('wrong-job', `message on ${msg.subject} is for job ${m.job}`);
       if (m.type === MSG.leave) {
         const gone = this.membership.remove(from, false);
         if (gone !== undefined) {
@@ -438,7 +461,7 @@ export class Coordinator {
     this.partMeta.set(part.part, { computeSeconds: meta.computeSeconds, encodeSeconds: meta.encodeSeconds ?? 0, worker: sender, roundTrip: part.seconds });
     this.gradBytesIn += frameBytes;
     this.obs.gradientBytes?.('in', frameBytes);
-    if (round.complete()) this.roundResolve?.();
+    if (round.complete()) this.notify();
   }
 
   // ---- recovery ----------------------------------------------------------------

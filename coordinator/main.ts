@@ -1,14 +1,15 @@
 // `lockstep coordinator`: wires NATS, the model, metrics, the dashboard, the
 // timeline and the progress bar around the run loop.
+import type { NatsConnection } from 'nats';
 import type { Options } from '../shared/config/types.js';
 import { selectBackend } from '../shared/compute/backend.js';
 import { loadMnist } from '../shared/data/mnist.js';
-import type { Logger } from '../shared/logger.js';
+import { createRootLogger, type Logger, type LogLevel } from '../shared/logger.js';
 import { createModel } from '../shared/models/factory.js';
 import { connectNats } from '../shared/nats/connect.js';
 import { createMetricsRegistry } from '../shared/metrics/registry.js';
 import { startHttpServer, type HttpServerHandle } from '../shared/http/metrics-server.js';
-import { createProgress } from '../shared/progress.js';
+import { createProgress, progressLogStream } from '../shared/progress.js';
 import { TimelineWriter } from '../shared/timeline.js';
 import { renderImages } from '../shared/images/render.js';
 import { modelOptionsOf } from '../shared/train/model-options.js';
@@ -44,25 +45,54 @@ function faultHookFrom(env: Record<string, string | undefined>, log: Logger): ((
   };
 }
 
+/** Rendering costs forward passes on the coordinator: a few per minute is plenty. */
+const RENDER_EVERY_MS = 3000;
+
 export async function runCoordinatorMain(o: Options, deps: CoordinatorMainDeps): Promise<TrainResult> {
-  const { log } = deps;
-  const backend = await selectBackend({ backend: o.backend, log });
   const data = loadMnist({ split: 'train', dataDir: o.dataDir, limit: o.trainLimit });
+  const planner = new StepPlanner({ seed: o.seed, datasetSize: data.count, batchSize: o.batchSize });
+  const totalSteps = planner.totalSteps(o);
+  const progress = createProgress({ total: totalSteps, enabled: o.progress ?? deps.isTTY });
+  // Interactive: log lines print above the bar as short human lines instead of tearing it.
+  const log = progress.enabled ? createRootLogger({ level: deps.log.level as LogLevel, destination: progressLogStream(progress, { actor: 'coord' }) }).child(deps.log.bindings()) : deps.log;
+  const backend = await selectBackend({ backend: o.backend, log });
   const bundle = createModel(modelOptionsOf(o));
   const registry = createMetricsRegistry();
   const metrics = createCoordinatorMetrics(registry, { kl: o.model !== 'ae' });
   metrics.backendInfo({ backend: backend.name, version: backend.version, device: backend.device });
-  const nc = await connectNats(o, 'lockstep-coordinator', log);
+  let nc: NatsConnection;
+  try {
+    nc = await connectNats(o, 'lockstep-coordinator', log);
+  } catch (err) {
+    progress.stop();
+    bundle.dispose();
+    throw err;
+  }
   let coordinator: Coordinator | null = null;
   let http: HttpServerHandle | null = null;
   let dash: DashboardServer | null = null;
   const hub = new DashboardHub();
-  const timeline = o.timeline === undefined ? null : new TimelineWriter({ path: o.timeline, processName: `lockstep ${o.job}` });
-  const totalSteps = new StepPlanner({ seed: o.seed, datasetSize: data.count, batchSize: o.batchSize }).totalSteps(o);
-  const progress = createProgress({ total: totalSteps, enabled: o.progress ?? deps.isTTY });
+  const timeline = o.timeline === undefined ? null : new TimelineWriter({ path: o.timeline, processName: `lockstep ${o.job}`, metadata: { job: o.job, model: o.model, arch: o.arch, backend: backend.name } });
   const onSignal = (sig: string): void => coordinator?.stop(`received ${sig}`);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // The latest weights waiting to be drawn; drawn after the step's loop turn (see render).
+  let pendingRender: { weights: Float32Array; step: number } | null = null;
+  // Two rows of eight training images above their reconstructions.
+  const previewCount = Math.min(16, data.count);
+  const preview = { images: data.images.subarray(0, previewCount * 784), labels: data.labels.subarray(0, previewCount), n: previewCount };
+  const drawPending = (): void => {
+    const p = pendingRender;
+    pendingRender = null;
+    if (p === null) return;
+    try {
+      bundle.setFlatWeights(p.weights);
+      const img = renderImages(bundle, { ...preview, seed: o.seed });
+      hub.images({ reconstructions: img.reconstructions, ...(img.samples === null ? {} : { samples: img.samples }), ...(img.manifold === null ? {} : { manifold: img.manifold }), step: p.step, caption: img.caption });
+    } catch (err) {
+      log.warn({ err }, 'could not render dashboard images');
+    }
+  };
   try {
     let ready = false;
     if (o.metricsPort > 0) {
@@ -79,25 +109,25 @@ export async function runCoordinatorMain(o: Options, deps: CoordinatorMainDeps):
       dash = await startDashboard({ host: o.dashboardHost, port: o.dashboardPort, token: o.dashboardToken, hub, log });
       log.info({ url: dash.url }, 'dashboard listening');
     }
-    hub.update({ job: o.job, model: o.model, arch: o.arch, backend: backend.name, device: backend.device, status: 'starting', batchSize: o.batchSize, workersWanted: Math.max(o.waitWorkers, o.minWorkers) });
-    const preview = { images: data.images.subarray(0, 8 * 784), labels: data.labels.subarray(0, 8), n: Math.min(8, data.count) };
+    hub.update({ job: o.job, model: o.model, arch: o.arch, backend: backend.name, device: backend.device, status: 'starting', batchSize: o.batchSize, totalSteps, totalEpochs: Math.ceil(totalSteps / planner.stepsPerEpoch), workersWanted: Math.max(o.waitWorkers, o.minWorkers) });
     let lastRender = 0;
     const render = (r: StepReport): void => {
-      // Rendering costs a forward pass on the coordinator: a few per minute is plenty.
-      if (Date.now() - lastRender < 3000 && r.step + 1 < r.totalSteps) return;
+      const final = r.step + 1 >= r.totalSteps;
+      if (!final && Date.now() - lastRender < RENDER_EVERY_MS) return;
       lastRender = Date.now();
-      try {
-        bundle.setFlatWeights(r.weights);
-        const img = renderImages(bundle, { ...preview, seed: o.seed });
-        hub.images({ reconstructions: img.reconstructions, ...(img.samples === null ? {} : { samples: img.samples }), ...(img.manifold === null ? {} : { manifold: img.manifold }), step: r.step + 1, caption: img.caption });
-      } catch (err) {
-        log.warn({ err }, 'could not render dashboard images');
-      }
+      const scheduled = pendingRender !== null;
+      // A copy: the run loop owns r.weights and updates them in place.
+      pendingRender = { weights: Float32Array.from(r.weights), step: r.step + 1 };
+      // Drawn on the next loop turn, after the run loop has published the next plan, so the
+      // forward passes overlap the workers' compute instead of delaying the step.
+      if (!scheduled) setImmediate(drawPending);
     };
     const rate = new RateMeter();
-    const observers: CoordinatorObserver[] = [metricsObserver(metrics, o.model), progressObserver(progress, log, rate)];
-    if (dash !== null) observers.push(dashboardObserver(hub, new RateMeter(), render, () => coordinator?.members() ?? []));
+    // The timeline goes first: it reads the clock as the step ends.
+    const observers: CoordinatorObserver[] = [];
     if (timeline !== null) observers.push(timelineObserver(timeline));
+    observers.push(metricsObserver(metrics, o.model), progressObserver(progress, log, rate));
+    if (dash !== null) observers.push(dashboardObserver(hub, new RateMeter(), render, () => coordinator?.members() ?? []));
     observers.push({ stepCompleted: () => (ready = true) });
     coordinator = new Coordinator(o, { nc, log, bundle, datasetSize: data.count, backendName: backend.name, observer: combineObservers(observers), faultHook: faultHookFrom(deps.env, log) });
     const result = await coordinator.run();
@@ -106,12 +136,13 @@ export async function runCoordinatorMain(o: Options, deps: CoordinatorMainDeps):
     else log.info({ steps: result.steps, samplesPerSecond: Math.round(result.samplesPerSecond), finalLoss: result.finalLoss, checkpoint: result.checkpoint }, 'training finished');
     return result;
   } finally {
+    drawPending();
     progress.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     if (timeline !== null) {
       const path = await timeline.close();
-      log.info({ path }, 'timeline written');
+      log.info({ path, events: timeline.size }, 'timeline written');
     }
     await dash?.close();
     await http?.close();

@@ -9,17 +9,35 @@ import type { Member } from './membership.js';
 import type { CoordinatorObserver, StepReport } from './observer.js';
 
 export function metricsObserver(m: CoordinatorMetrics, model: string): CoordinatorObserver {
+  // Workers with per-worker series; a worker that leaves the membership loses them, so
+  // the series count stays bounded by the live membership under pod churn.
+  const known = new Set<string>();
   return {
     started: (i) => m.setTerm(i.term),
     stepCompleted: (r) => {
       m.stepCompleted({ step: r.step + 1, epoch: r.epoch, seconds: r.seconds, samples: r.count, loss: model === 'ae' ? { total: r.loss.total, reconstruction: r.loss.reconstruction } : r.loss });
       m.aggregation(r.phases.aggregateSeconds);
-      for (const p of r.parts) if (p.worker !== '') m.workerCompute(p.worker, p.computeSeconds);
+      for (const p of r.parts) {
+        if (p.worker === '') continue;
+        known.add(p.worker);
+        m.workerCompute(p.worker, p.computeSeconds);
+      }
     },
     rejected: (reason) => m.rejected(reason),
-    workerJoined: (w) => m.workerJoined(w.id),
+    workerJoined: (w) => {
+      known.add(w.id);
+      m.workerJoined(w.id);
+    },
     workerLost: () => m.workerFailure(),
-    membersChanged: (list) => m.setWorkers(list.length),
+    membersChanged: (list) => {
+      m.setWorkers(list.length);
+      const live = new Set(list.map((w) => w.id));
+      for (const id of known) {
+        if (live.has(id)) continue;
+        known.delete(id);
+        m.workerRemoved(id);
+      }
+    },
     straggler: () => m.straggler(),
     paused: (p) => m.setPaused(p),
     checkpoint: (s, ok) => m.checkpoint(s, ok),
@@ -43,6 +61,7 @@ export class RateMeter {
 export function progressObserver(progress: Progress, log: Logger, rate: RateMeter): CoordinatorObserver {
   let lastLog = 0;
   return {
+    started: (i) => progress.begin(i.step),
     stepCompleted: (r) => {
       const sps = rate.add(r.count);
       const epochs = r.totalSteps / r.stepsPerEpoch;

@@ -2,7 +2,16 @@
 // each, and the first valid result of each. Assignment changes (lost worker,
 // straggler backup, re-request) never change a part's images, so the step's
 // math is fixed the moment the round is created.
+import { InternalError } from '../shared/errors.js';
 import type { PartResult } from '../shared/train/core.js';
+
+/** Which worker's result covered which images of an applied step (the coverage log line). */
+export interface PartCoverage {
+  part: number;
+  worker: string;
+  count: number;
+  indices: number[];
+}
 
 export interface PartState {
   part: number;
@@ -59,6 +68,36 @@ export class StepRound {
   /** Parts still open that `worker` is assigned to. */
   openFor(worker: string): PartState[] {
     return this.parts.filter((p) => p.result === null && p.assigned.includes(worker));
+  }
+
+  /**
+   * The invariant checked before every apply: every part holds exactly one
+   * accepted result, for its own part number and of as many images as the part,
+   * and the parts together are `slice` (the planner's global batch of this step)
+   * with each image exactly once. Throws InternalError otherwise, so a bug in
+   * recovery can never silently drop or double an image.
+   */
+  coverage(slice: ArrayLike<number>): PartCoverage[] {
+    const out: PartCoverage[] = [];
+    const seen = new Map<number, number>();
+    for (const p of this.parts) {
+      const r = p.result;
+      if (r === null) throw new InternalError(`step ${this.step}: part ${p.part} has no result at apply time`);
+      if (r.part !== p.part) throw new InternalError(`step ${this.step}: part ${p.part} holds the result of part ${r.part}`);
+      if (r.count !== p.indices.length) throw new InternalError(`step ${this.step}: part ${p.part} has ${p.indices.length} images, its result counts ${r.count}`);
+      for (const i of p.indices) seen.set(i, (seen.get(i) ?? 0) + 1);
+      out.push({ part: p.part, worker: p.doneBy ?? '', count: r.count, indices: Array.from(p.indices) });
+    }
+    const want = new Map<number, number>();
+    for (let k = 0; k < slice.length; k++) want.set(slice[k] as number, (want.get(slice[k] as number) ?? 0) + 1);
+    for (const [i, n] of want) if (n !== 1) throw new InternalError(`step ${this.step}: image ${i} appears ${n} times in the planned global batch`);
+    if (seen.size !== want.size) throw new InternalError(`step ${this.step}: the parts cover ${seen.size} distinct images, the global batch has ${want.size}`);
+    for (const [i, n] of seen) {
+      if (n !== 1) throw new InternalError(`step ${this.step}: image ${i} is covered by ${n} parts`);
+      if (!want.has(i)) throw new InternalError(`step ${this.step}: image ${i} is not in the step's global batch`);
+    }
+    if (this.parts.length === 0 || out.reduce((a, c) => a + c.count, 0) !== this.globalCount) throw new InternalError(`step ${this.step}: results count ${out.reduce((a, c) => a + c.count, 0)} images, the global batch ${this.globalCount}`);
+    return out;
   }
 
   /** Median seconds of the finished parts, or undefined before any finished. */

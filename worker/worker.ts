@@ -4,9 +4,9 @@
 // are idempotent by (term, step, part), and a re-request is answered from a
 // small cache of finished results instead of recomputing.
 import { hostname } from 'node:os';
-import { createInbox, type NatsConnection, type Subscription } from 'nats';
+import { createInbox, type Msg, type NatsConnection, type Subscription } from 'nats';
 import type { Options } from '../shared/config/types.js';
-import { CodecError, ProtocolError } from '../shared/errors.js';
+import { CodecError, LockstepError, ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { BinaryReceiver } from '../shared/protocol/binary-message.js';
 import { encodeBinaryMessage } from '../shared/protocol/binary-message.js';
@@ -66,6 +66,9 @@ export class Worker {
   private stopped = false;
   private stopResolve: (() => void) | null = null;
   private rejoinPromise: Promise<void> | null = null;
+  /** Cuts the join loop's back-off short: set while it sleeps, called when a coordinator heartbeat shows one is there. */
+  private joinWake: (() => void) | null = null;
+  private deferredPlan: Uint8Array | null = null;
   private readonly subs: Subscription[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly rejectLogged = new Set<string>();
@@ -160,6 +163,9 @@ export class Worker {
     this.deps.log.debug({ term: m.term, step: m.step, joined: this.joined, myTerm: this.term, latest: this.latestStep, parts: m.parts.filter((p) => p.worker === this.id).map((p) => p.part) }, 'plan received');
     if (m.term < this.term) return; // an old coordinator's plan
     if (m.term > this.term || !this.joined) {
+      // The join-ack can arrive in the same socket read as this plan, and the ack's
+      // continuation runs after it: keep the newest plan for when the join completes.
+      this.deferredPlan = data;
       void this.rejoin(`step plan of term ${m.term}`);
       return;
     }
@@ -241,8 +247,9 @@ export class Worker {
         const chunks = encodeBinaryMessage({ ...meta, encodeSeconds: (performance.now() - t1) / 1000 }, out.grad, { maxPayload: maxPayloadOf(this.deps.nc) });
         this.cache.set(key, chunks);
         while (this.cache.size > 4) this.cache.delete(this.cache.keys().next().value as string);
+        // Logged before publishing so that a worker killed right after still leaves the record (fault suite).
+        this.deps.log.debug({ term: task.term, step: task.step, part: task.part, attempt: task.attempt, count: out.count, indices: task.indices, computeSeconds: out.computeSeconds }, 'part published');
         this.publishChunks(chunks);
-        this.deps.log.debug({ term: task.term, step: task.step, part: task.part, attempt: task.attempt, computeSeconds: out.computeSeconds }, 'part published');
         this.partsDone += 1;
         this.lastPartSeconds = out.computeSeconds;
         this.deps.observer?.partDone(out.computeSeconds, chunks.reduce((a, c) => a + c.length, 0));
@@ -306,6 +313,8 @@ export class Worker {
       return;
     }
     if (m.term < this.term) return;
+    // A coordinator is up (again): a join loop sleeping off a failed attempt retries now.
+    if (!this.joined) this.joinWake?.();
     if (m.term > this.term) {
       void this.rejoin(`coordinator term ${m.term}`);
       return;
@@ -351,12 +360,15 @@ export class Worker {
     if (this.rejoinPromise !== null) return this.rejoinPromise;
     this.rejoinPromise = this.joinLoop(reason).finally(() => {
       this.rejoinPromise = null;
+      const plan = this.deferredPlan;
+      this.deferredPlan = null;
+      if (plan !== null && this.joined && !this.stopped) this.onStep(plan);
     });
     return this.rejoinPromise;
   }
 
   private async joinLoop(reason: string): Promise<void> {
-    const { nc, log, backend } = this.deps;
+    const { log, backend } = this.deps;
     this.joined = false;
     this.status = 'joining';
     log.info({ reason }, 'joining');
@@ -371,7 +383,7 @@ export class Worker {
           device: backend.device,
           ...(this.opts.metricsPort > 0 ? { metricsPort: this.opts.metricsPort } : {}),
         });
-        const reply = await nc.request(this.subj.join, encodeMessage(req), { timeout: 2000 });
+        const reply = await this.requestJoin(encodeMessage(req));
         const ack = parseMessage(reply.data);
         if (ack.type === MSG.error) throw new ProtocolError('refused', `join refused: ${ack.error.message}`);
         if (ack.type !== MSG.joinAck) throw new ProtocolError('unexpected-type', `expected join-ack, got ${ack.type}`);
@@ -396,12 +408,45 @@ export class Worker {
         this.heartbeat();
         return;
       } catch (err) {
+        if (err instanceof ProtocolError && err.reason === 'superseded') continue;
         if (err instanceof ProtocolError && err.reason === 'refused') log.warn({ err }, 'join refused; retrying');
+        else if (err instanceof LockstepError) log.warn({ err }, 'cannot join; retrying');
         else log.debug({ err }, 'join attempt failed; retrying');
-        await new Promise((r) => setTimeout(r, delay));
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(timer);
+            if (this.joinWake === done) this.joinWake = null;
+            resolve();
+          };
+          const timer = setTimeout(done, delay);
+          this.joinWake = done;
+        });
         delay = Math.min(2000, delay * 2);
       }
     }
+  }
+
+  /**
+   * One join request. A request sent while the broker was away is lost without an
+   * answer; when the coordinator's heartbeat shows it is reachable again and the
+   * request has been out for two heartbeat intervals, it is superseded by a fresh one
+   * instead of waiting out its timeout (a duplicate join is answered as a rejoin).
+   */
+  private requestJoin(data: Uint8Array): Promise<Msg> {
+    // Short enough that a lost request is retried within about a heartbeat timeout.
+    const pending = this.deps.nc.request(this.subj.join, data, { timeout: Math.min(2000, Math.max(500, this.heartbeatTimeoutMs)) });
+    const sentAt = Date.now();
+    return new Promise<Msg>((resolve, reject) => {
+      const wake = (): void => {
+        if (Date.now() - sentAt < 2 * this.hbIntervalMs) return;
+        this.joinWake = null;
+        reject(new ProtocolError('superseded', 'join request superseded: the coordinator is reachable again'));
+      };
+      this.joinWake = wake;
+      pending.then(resolve, reject).finally(() => {
+        if (this.joinWake === wake) this.joinWake = null;
+      });
+    });
   }
 
   private async shutdown(): Promise<void> {

@@ -68,7 +68,10 @@ export const GRADIENT_DIRECTIONS = ['in', 'out'] as const;
 export type GradientDirection = (typeof GRADIENT_DIRECTIONS)[number];
 
 /**
- * Rejection reasons pre-created at zero so that rate() queries and alert rules
- * have a series before the first rejection. Other reasons are still counted.
+ * Rejection reasons pre-created at zero so that rate() queries and alert rules have a
+ * series before the first rejection: the coordinator's reasons for dropping a gradient
+ * (coordinator.ts onGrad; stale and duplicate results are routine with stragglers and
+ * retries) and the commonest codec ones. Other reasons (shared/protocol's *_ERROR_REASONS)
+ * are counted too; the set is fixed by the code, never by message contents.
  */
-export const REJECT_REASONS = ['malformed', 'version', 'job', 'stale', 'duplicate', 'shape', 'non_finite', 'checksum'] as const;
+export const REJECT_REASONS = ['stale-step', 'stale-term', 'stale-weights', 'duplicate', 'unassigned', 'unknown-worker', 'sender-mismatch', 'wrong-part', 'wrong-count', 'wrong-shape', 'schema', 'crc'] as const;

@@ -67,3 +67,70 @@ test('the README flag table is generated from the schema and is in the README', 
   const readme = readFileSync(new URL('../../../README.md', `file://${__filename}`), 'utf8');
   assert.ok(readme.includes(table), 'README.md flag table is stale: run `node dist/bin/lockstep.js --help --markdown` and paste it');
 });
+
+test('invalid LOCKSTEP_* variables name the flag they stand for and the allowed values; secrets stay hidden', () => {
+  const cases: Array<[string[], Record<string, string>, RegExp]> = [
+    [['train'], { LOCKSTEP_MODEL: 'gan' }, /^--model: must be one of ae, vae, cvae; got 'gan'$/],
+    [['train'], { LOCKSTEP_BATCH_SIZE: '0' }, /^--batch-size: must be an integer between 1 and 60000; got '?0'?$/],
+    [['train'], { LOCKSTEP_BATCH_SIZE: 'many' }, /^--batch-size: must be an integer between 1 and 60000; got 'many'$/],
+    [['train'], { LOCKSTEP_BACKEND: 'cuda' }, /^--backend: must be one of auto, tfjs-node-gpu, tfjs-node, wasm, cpu; got 'cuda'$/],
+    [['coordinator', '--nats', 'nats://x'], { LOCKSTEP_METRICS_PORT: '70000' }, /^--metrics-port: must be an integer between 0 and 65535; got '?70000'?$/],
+    [['worker', '--nats', 'nats://x'], { LOCKSTEP_HEARTBEAT_TIMEOUT: '0' }, /^--heartbeat-timeout: must be a number between 0\.1 and 3600; got '?0'?$/],
+    [['train'], { LOCKSTEP_JSON: 'maybe' }, /^--json: must be true or false; got 'maybe'$/],
+    [['worker', '--nats', 'nats://x'], { LOCKSTEP_WORKER_ID: 'worker.0' }, /^--worker-id: must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-' \(a NATS subject token\); got 'worker\.0'$/],
+    [['coordinator'], { LOCKSTEP_JOB: 'my job' }, /^--job: must be 1-64 characters/],
+    [['worker'], { LOCKSTEP_NATS_USER: 'worker-0' }, /^--nats: required for 'worker' \(e\.g\. --nats nats:\/\/127\.0\.0\.1:4222 or LOCKSTEP_NATS\)$/],
+    [['worker', '--nats', 'nats://x'], { LOCKSTEP_NATS_TLS_CERT: '/c.pem' }, /^--nats-tls-cert and --nats-tls-key: give both or neither$/],
+    [['worker', '--nats', 'nats://x'], { LOCKSTEP_NATS_PASS: 'hunter2' }, /^--nats-pass: needs --nats-user$/],
+  ];
+  for (const [argv, env, re] of cases) {
+    assert.throws(
+      () => compileArgv(argv, env),
+      (e: unknown) => e instanceof ConfigError && re.test(e.message) && !e.message.includes('hunter2'),
+      `${argv.join(' ')} with ${JSON.stringify(env)}`,
+    );
+  }
+  // A secret from the environment is not echoed either.
+  assert.throws(() => compileArgv(['coordinator', '--nats', 'nats://x', '--dashboard-token', '']), /<hidden>/);
+  // The flag wins over a bad variable; variables of options another command has are ignored
+  // (one environment can serve every role of a deployment).
+  assert.equal(compileArgv(['train', '--batch-size', '8'], { LOCKSTEP_BATCH_SIZE: '0' }).batchSize, 8);
+  assert.equal(compileArgv(['worker', '--nats', 'nats://x'], { LOCKSTEP_WORKERS: 'lots', LOCKSTEP_MODEL: 'gan', LOCKSTEP_DASHBOARD_PORT: '-1' }).nats, 'nats://x');
+});
+
+test('the lockstep CLI exits 2 with the message on stderr for a bad flag, value or variable', async () => {
+  const { spawn } = await import('node:child_process');
+  const { join } = await import('node:path');
+  const cli = join(__dirname, '..', '..', 'bin', 'lockstep.js');
+  const run = (args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      const base: NodeJS.ProcessEnv = {};
+      for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('LOCKSTEP_')) base[k] = v;
+      const child = spawn(process.execPath, [cli, ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.once('close', (code) => resolve({ code, stdout, stderr }));
+    });
+  // (Whether a number read from a string is echoed quoted is compile.ts's choice: accept both.)
+  const cases: Array<[string[], Record<string, string>, string | RegExp]> = [
+    [['train', '--batch-size', '0'], {}, /^lockstep: --batch-size: must be an integer between 1 and 60000; got '?0'?\n$/],
+    [['train', '--batchsize', '3'], {}, "lockstep: --batchsize: unknown option for 'train' (did you mean --batch-size?)\n"],
+    [['train', '--model', 'gan'], {}, "lockstep: --model: must be one of ae, vae, cvae; got 'gan'\n"],
+    [['fly'], {}, "lockstep: unknown command 'fly': expected one of train, coordinator, worker, eval, sample, bench\n"],
+    [['train', '--steps'], {}, 'lockstep: --steps: missing value\n'],
+    [['worker', '--nats', 'nats://127.0.0.1:1', '--model', 'ae'], {}, "lockstep: --model: not an option of 'worker' (it applies to: train, coordinator, bench)\n"],
+    [['train'], { LOCKSTEP_LR: 'fast' }, "lockstep: --lr: must be a number between 0 and 10; got 'fast'\n"],
+    [['worker', '--nats', 'nats://127.0.0.1:1'], { LOCKSTEP_NATS_PASS: 'hunter2' }, 'lockstep: --nats-pass: needs --nats-user\n'],
+  ];
+  const results = await Promise.all(cases.map(([args, env]) => run(args, env)));
+  for (const [i, [args, env, message]] of cases.entries()) {
+    const r = results[i] as { code: number | null; stdout: string; stderr: string };
+    const what = `lockstep ${args.join(' ')} ${JSON.stringify(env)}`;
+    assert.equal(r.code, 2, `${what}: exit code; stderr: ${r.stderr}`);
+    if (typeof message === 'string') assert.equal(r.stderr, message, what);
+    else assert.match(r.stderr, message, what);
+    assert.equal(r.stdout, '', what);
+  }
+});

@@ -1,0 +1,31 @@
+// `bench faults`: the fault-recovery benchmark (test/bench/faults.ts, benchFaults)
+// as a report section. Loaded at run time so that the rest of the suite builds
+// and runs in a tree that does not have it.
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { DependencyError } from '../../shared/errors.js';
+import type { BenchContext, PartOutput } from './context.js';
+import { tableOfObjects } from './markdown.js';
+
+type BenchFaults = (opts: { quick: boolean; onProgress: (line: string) => void }) => Promise<unknown>;
+
+/** Thrown when this build has no faults benchmark; the suite reports it and goes on. */
+export class PartUnavailableError extends DependencyError {}
+
+export async function runFaultsPart(ctx: BenchContext): Promise<PartOutput> {
+  const file = path.join(__dirname, 'faults.js');
+  if (!existsSync(file)) throw new PartUnavailableError('faults: this build has no fault benchmark (test/bench/faults.ts is missing), so no fault-recovery figures were measured');
+  const mod = (await import(file)) as { benchFaults?: BenchFaults };
+  if (typeof mod.benchFaults !== 'function') throw new PartUnavailableError('faults: test/bench/faults.ts does not export benchFaults');
+  const out = await mod.benchFaults({ quick: ctx.quick, onProgress: (l) => ctx.say(`[faults] ${l}`) });
+  const rows = rowsOf(out);
+  const md = rows === null ? `\`\`\`json\n${JSON.stringify(out, null, 2)}\n\`\`\`` : tableOfObjects(rows);
+  return { results: out, markdown: `${ctx.quick ? '**Quick run.**\n\n' : ''}${md}`, plots: [] };
+}
+
+function rowsOf(out: unknown): Array<Record<string, unknown>> | null {
+  const isRows = (x: unknown): x is Array<Record<string, unknown>> => Array.isArray(x) && x.every((r) => typeof r === 'object' && r !== null && !Array.isArray(r));
+  if (isRows(out)) return out;
+  if (typeof out === 'object' && out !== null && isRows((out as { rows?: unknown }).rows)) return (out as { rows: Array<Record<string, unknown>> }).rows;
+  return null;
+}
