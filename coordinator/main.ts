@@ -45,8 +45,11 @@ function faultHookFrom(env: Record<string, string | undefined>, log: Logger): ((
   };
 }
 
-/** Rendering costs forward passes on the coordinator: a few per minute is plenty. */
+/** Rendering costs forward passes on the coordinator: one every few seconds is plenty... */
 const RENDER_EVERY_MS = 3000;
+/** ...except for the first few, a second apart, while the images change the most. */
+const EARLY_RENDERS = 5;
+const EARLY_RENDER_EVERY_MS = 1000;
 
 export async function runCoordinatorMain(o: Options, deps: CoordinatorMainDeps): Promise<TrainResult> {
   const data = loadMnist({ split: 'train', dataDir: o.dataDir, limit: o.trainLimit });
@@ -111,10 +114,12 @@ export async function runCoordinatorMain(o: Options, deps: CoordinatorMainDeps):
     }
     hub.update({ job: o.job, model: o.model, arch: o.arch, backend: backend.name, device: backend.device, status: 'starting', batchSize: o.batchSize, totalSteps, totalEpochs: Math.ceil(totalSteps / planner.stepsPerEpoch), workersWanted: Math.max(o.waitWorkers, o.minWorkers) });
     let lastRender = 0;
+    let renders = 0;
     const render = (r: StepReport): void => {
       const final = r.step + 1 >= r.totalSteps;
-      if (!final && Date.now() - lastRender < RENDER_EVERY_MS) return;
+      if (!final && Date.now() - lastRender < (renders < EARLY_RENDERS ? EARLY_RENDER_EVERY_MS : RENDER_EVERY_MS)) return;
       lastRender = Date.now();
+      renders += 1;
       const scheduled = pendingRender !== null;
       // A copy: the run loop owns r.weights and updates them in place.
       pendingRender = { weights: Float32Array.from(r.weights), step: r.step + 1 };

@@ -98,7 +98,13 @@ export function writeCheckpoint(root: string, input: WriteInput, hook?: FaultHoo
 export function pruneCheckpoints(root: string, keep: number): void {
   if (!existsSync(root)) return;
   const steps = listStepDirs(root);
-  for (const name of steps.slice(keep)) rmSync(join(root, name), { recursive: true, force: true });
+  for (const name of steps.slice(keep)) {
+    // Renamed out of the step-* namespace first: a crash in the middle of the
+    // recursive delete then leaves a half-deleted trash directory, never a half-deleted checkpoint.
+    const trash = join(root, `.trash-${name}-${randomBytes(4).toString('hex')}`);
+    renameSync(join(root, name), trash);
+    rmSync(trash, { recursive: true, force: true });
+  }
   for (const name of readdirSync(root)) {
     if (name.startsWith('.tmp-') || name.startsWith('.trash-')) {
       // A write in progress in this process never outlives writeCheckpoint, so anything left is a crash leftover.

@@ -78,7 +78,9 @@ function identityOf(o: NatsOptions): string {
   return 'no credentials';
 }
 
-const AUTH_CODES: readonly string[] = [ErrorCode.AuthorizationViolation, ErrorCode.AuthenticationExpired, ErrorCode.AuthenticationTimeout, ErrorCode.AccountExpired];
+// Not AuthenticationTimeout: that is a slow client (a loaded node missing the server's
+// authorization timeout), which the next attempt may well beat.
+const AUTH_CODES: readonly string[] = [ErrorCode.AuthorizationViolation, ErrorCode.AuthenticationExpired, ErrorCode.AccountExpired];
 /** Node's certificate verification failures (tls.TLSSocket authorizationError codes) and TLS protocol errors. */
 const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|HOSTNAME_MISMATCH)/;
 

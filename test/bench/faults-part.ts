@@ -2,6 +2,7 @@
 // as a report section. Loaded at run time so that the rest of the suite builds
 // and runs in a tree that does not have it.
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { DependencyError } from '../../shared/errors.js';
 import type { BenchContext, PartOutput } from './context.js';
@@ -15,7 +16,8 @@ export class PartUnavailableError extends DependencyError {}
 export async function runFaultsPart(ctx: BenchContext): Promise<PartOutput> {
   const file = path.join(__dirname, 'faults.js');
   if (!existsSync(file)) throw new PartUnavailableError('faults: this build has no fault benchmark (test/bench/faults.ts is missing), so no fault-recovery figures were measured');
-  const mod = (await import(file)) as { benchFaults?: BenchFaults };
+  // The build is CommonJS: load the compiled file the way it was emitted.
+  const mod = createRequire(__filename)(file) as { benchFaults?: BenchFaults };
   if (typeof mod.benchFaults !== 'function') throw new PartUnavailableError('faults: test/bench/faults.ts does not export benchFaults');
   const out = await mod.benchFaults({ quick: ctx.quick, onProgress: (l) => ctx.say(`[faults] ${l}`) });
   const rows = rowsOf(out);

@@ -73,13 +73,13 @@ void test('dashboard during a real run: chart points, model images, every worker
     }
     // Let the run go on until the images come from a model that has learnt something (the
     // coordinator renders every 3 s), so the screenshot shows a trend and digits.
-    await page.waitForFunction(() => Number(/at step (\d+)/.exec(document.querySelector('#images-hint')?.textContent ?? '')?.[1] ?? 0) >= 250, undefined, { timeout: 45_000 });
+    await page.waitForFunction(() => Number(/at step (\d+)/.exec(document.querySelector('#images-hint')?.textContent ?? '')?.[1] ?? 0) >= 200, undefined, { timeout: 60_000 });
     await page.waitForFunction(() => Array.from(document.querySelectorAll('#workers-body tr[data-worker-id] td:nth-child(7)')).every((td) => Number(td.textContent) > 0), undefined, { timeout: 15_000 });
     assert.equal(await page.textContent('#run-status'), 'training');
     assert.equal(await page.textContent('#chip-job'), 'job live-dashboard');
     assert.match((await page.textContent('#stat-workers')) ?? '', /^2 \/ 2$/);
 
-    mark('images of step 250 or later, parts counted');
+    mark('images of step 200 or later, parts counted');
     const shot = path.join(outDir, 'dashboard-live.png');
     await page.screenshot({ path: shot, fullPage: true });
     assert.ok(fs.statSync(shot).size > 20_000);

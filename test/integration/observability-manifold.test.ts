@@ -69,7 +69,7 @@ void test('--latent-dim 2: the dashboard and `lockstep sample --manifold` render
   ]);
   try {
     await waitFor('the dashboard', async () => (await httpGet(`http://127.0.0.1:${port}/`)).status === 200, { alive: [run], timeoutMs: 30_000 });
-    // A render after some training (the coordinator draws every 3 s).
+    // A render after some training (the coordinator draws every second at first, then every 3 s).
     let live = await manifoldFromDashboard(port, { alive: [run] });
     while (live.step < 40) {
       await new Promise((r) => setTimeout(r, 500));

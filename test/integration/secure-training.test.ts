@@ -117,8 +117,16 @@ interface Run {
 async function train(job: string, coordinator: { args: string[]; env?: Record<string, string> }, workers: { args: string[]; env?: Record<string, string> }[]): Promise<Run> {
   const ckpt = mkdtempSync(join(tmpdir(), `lockstep-sec-${job}-`));
   try {
+    const before = new Set(children);
     const c = lockstep(['coordinator', '--job', job, ...TRAIN, '--json', '--wait-workers', '2', '--metrics-port', '0', '--dashboard-port', '0', '--checkpoint-dir', ckpt, ...coordinator.args], coordinator.env);
-    const w = workers.map((x) => lockstep(['worker', '--job', job, '--log-level', 'warn', ...x.args], x.env));
+    const coordChild = [...children].find((x) => !before.has(x));
+    // A worker that fails would leave the coordinator waiting for it: stop the run at once.
+    const w = workers.map((x) =>
+      lockstep(['worker', '--job', job, '--log-level', 'warn', ...x.args], x.env).then((e) => {
+        if (e.code !== 0) coordChild?.kill('SIGKILL');
+        return e;
+      }),
+    );
     const [ce, ...we] = await Promise.all([c, ...w]);
     const coord = ce as Exit;
     for (const [i, e] of we.entries()) assert.equal(e.code, 0, `worker ${i} exited with ${String(e.code ?? e.signal)}:\n${tail(e.stderr)}`);
