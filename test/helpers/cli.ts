@@ -50,11 +50,34 @@ export async function trainJson(args: string[], opts: { timeoutMs?: number; env?
   const r = await runCli(['train', ...args, '--json'], opts);
   if (r.code !== 0) throw new Error(`lockstep train ${args.join(' ')} exited ${r.code}:\n${r.stderr.slice(-4000)}`);
   const line = r.stdout.trim().split('\n').pop() ?? '';
-  return JSON.parse(line) as TrainJson;
+  const result = JSON.parse(line) as TrainJson;
+  Object.defineProperty(result, 'log', { value: r.stderr, enumerable: false });
+  return result;
 }
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `lockstep-${prefix}-`));
+}
+
+/** The pino log of a run (stderr), attached by trainJson. */
+export function logOf(r: TrainJson): string {
+  return (r as TrainJson & { log?: string }).log ?? '';
+}
+
+/**
+ * Image indices each applied step covered, from the coordinator's 'step applied'
+ * debug lines (needs --log-level debug): epoch -> index -> times used.
+ */
+export function coverageByEpoch(log: string): Map<number, Map<number, number>> {
+  const out = new Map<number, Map<number, number>>();
+  for (const line of log.split('\n')) {
+    if (!line.includes('"step applied"')) continue;
+    const rec = JSON.parse(line) as { epoch: number; coverage: Array<{ indices: number[] }> };
+    const m = out.get(rec.epoch) ?? new Map<number, number>();
+    for (const c of rec.coverage) for (const i of c.indices) m.set(i, (m.get(i) ?? 0) + 1);
+    out.set(rec.epoch, m);
+  }
+  return out;
 }
 
 /** The master weights saved in a checkpoint (little-endian float32). */

@@ -52,7 +52,9 @@ interface Joined {
 
 async function join(nc: NatsConnection, id: string): Promise<{ joined: Joined; config: unknown; maxPayload: number }> {
   const req = createMessage(MSG.join, { job: JOB, term: 0, step: 0, sender: id }, { host: 'test', pid: process.pid, backend: 'wasm', backendVersion: 'test', device: 'test' });
-  const reply = parseMessage((await nc.request(SUBJ.join, encodeMessage(req), { timeout: 10_000 })).data);
+  // The coordinator's subscription may reach the server a moment after its log line: retry 'no responders'.
+  const raw = await until(() => nc.request(SUBJ.join, encodeMessage(req), { timeout: 5000 }).catch(() => undefined), 30_000, `the join of ${id}`, 100);
+  const reply = parseMessage(raw.data);
   assert.equal(reply.type, MSG.joinAck, `join of ${id} accepted`);
   if (reply.type !== MSG.joinAck) throw new Error('unreachable');
   return { joined: { id, term: reply.term, rank: reply.rank }, config: reply.config, maxPayload: reply.maxPayload ?? 1024 * 1024 };
