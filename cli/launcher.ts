@@ -23,6 +23,8 @@ const MAX_WORKER_RESTARTS = 5;
 const MAX_BROKER_RESTARTS = 5;
 /** After a stop signal: how long the coordinator may take to finish its step and checkpoint before everything is killed. */
 const SHUTDOWN_GRACE_MS = 20_000;
+/** `lockstep` exits 2 on a configuration error (cli/main.ts): the same flags would fail again. */
+const CONFIG_EXIT = 2;
 /** After the coordinator finished: how long workers may take to leave before they are killed. */
 const WORKER_EXIT_GRACE_MS = 10_000;
 
@@ -121,6 +123,10 @@ export async function launch(o: Options, deps: LaunchDeps): Promise<number> {
     child.on('exit', (code, signal) => {
       // Exit 0 is a worker told to stop; anything else while the run goes on is a crash.
       if (ending || code === 0) return;
+      if (code === CONFIG_EXIT) {
+        giveUp(`worker w${i} rejected its configuration (exit ${CONFIG_EXIT}); restarting it cannot help`);
+        return;
+      }
       const n = (workerRestarts.get(i) ?? 0) + 1;
       workerRestarts.set(i, n);
       if (n > MAX_WORKER_RESTARTS) {
@@ -168,6 +174,11 @@ export async function launch(o: Options, deps: LaunchDeps): Promise<number> {
         break;
       }
       // A crashed coordinator comes back from its newest checkpoint with a new term; workers keep running.
+      if (exit.code === CONFIG_EXIT) {
+        log.error({ exit }, 'the coordinator rejected its configuration; not restarting it');
+        code = exit.code;
+        break;
+      }
       if (restarts >= MAX_COORDINATOR_RESTARTS) {
         log.error({ exit }, `coordinator failed ${restarts + 1} times; giving up`);
         code = exit.code ?? 1;

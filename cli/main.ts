@@ -6,9 +6,10 @@ import { ConfigError, LockstepError } from '../shared/errors.js';
 import { createRootLogger, roleLogger } from '../shared/logger.js';
 import { selectBackend } from '../shared/compute/backend.js';
 import { trainInProcess } from '../shared/train/reference.js';
-import { createProgress } from '../shared/progress.js';
+import { createProgress, type Progress } from '../shared/progress.js';
 import { runCoordinatorMain } from '../coordinator/main.js';
 import { runWorkerMain } from '../worker/main.js';
+import { defaultWorkerId } from '../worker/worker.js';
 import { launch } from './launcher.js';
 import { evaluateCheckpoint, sampleCheckpoint } from './evaluate.js';
 
@@ -37,19 +38,27 @@ export async function main(argv: string[]): Promise<number> {
         const log = roleLogger(root, { role: o.workers === 0 ? 'trainer' : 'launcher', job: o.job });
         if (o.workers > 0) return await launch(o, { log, raw: parsed.raw, env: process.env, stdout: process.stdout });
         const backend = await selectBackend({ backend: o.backend, log });
-        const progress = createProgress({ total: 1, enabled: o.progress ?? process.stderr.isTTY === true });
+        let progress: Progress | null = null;
         let lastLog = 0;
+        const rate = { t: performance.now(), n: 0 };
         const result = await trainInProcess(o, {
           log,
           backendName: backend.name,
           onStep: (r) => {
-            if (r.step === 0) progress.stop();
-            if (Date.now() - lastLog > 2000 || r.step + 1 === r.totalSteps) {
+            if (progress === null) {
+              // Created at the first step, when the total (and a resumed run's start) is known.
+              progress = createProgress({ total: r.totalSteps, startStep: r.step, enabled: o.progress ?? process.stderr.isTTY === true });
+            }
+            rate.n += r.outcome.count;
+            const sps = (rate.n / (performance.now() - rate.t)) * 1000;
+            progress.update({ step: r.step + 1, epoch: r.epoch + 1, loss: r.outcome.loss.total, samplesPerSecond: sps, workers: 0 });
+            if (!progress.enabled && (Date.now() - lastLog > 2000 || r.step + 1 === r.totalSteps)) {
               lastLog = Date.now();
-              log.info({ step: r.step + 1, totalSteps: r.totalSteps, epoch: r.epoch, loss: r.outcome.loss }, 'progress');
+              log.info({ step: r.step + 1, totalSteps: r.totalSteps, epoch: r.epoch, loss: r.outcome.loss, samplesPerSecond: Math.round(sps) }, 'progress');
             }
           },
         });
+        (progress as Progress | null)?.stop();
         const { weights: _w, ...json } = result;
         if (o.json === true) process.stdout.write(`${JSON.stringify(json)}\n`);
         else log.info({ steps: json.steps, samplesPerSecond: Math.round(json.samplesPerSecond), finalLoss: json.finalLoss }, 'training finished');
@@ -61,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'worker': {
-        const log = roleLogger(root, { role: 'worker', job: o.job });
+        const log = roleLogger(root, { role: 'worker', job: o.job, worker: o.workerId ?? defaultWorkerId() });
         await runWorkerMain(o, { log });
         return 0;
       }

@@ -61,6 +61,7 @@ export class Coordinator {
   private readonly hbIntervalMs: number;
   private jobConfig!: JobConfig;
   private lastCheckpoint: string | null = null;
+  private checkpointedStep = -1;
   private readonly wake = new Set<() => void>();
   private readonly partMeta = new Map<number, { computeSeconds: number; encodeSeconds: number; worker: string; roundTrip: number }>();
 
@@ -131,7 +132,7 @@ export class Coordinator {
       if (!(err instanceof StoppedError)) throw err;
       // Stopped while paused or with nobody left mid-step: keep the finished steps.
       this.round = null;
-      if (this.step > firstStep) await this.checkpoint();
+      if (this.step > firstStep && this.checkpointedStep !== this.step) await this.checkpoint();
     } finally {
       await this.shutdown();
     }
@@ -177,6 +178,7 @@ export class Coordinator {
     try {
       const path = await saveCheckpoint({ o: this.o, term: this.term, step: this.step, planner: this.planner, core: this.core, bundle: this.deps.bundle, losses: this.losses, samples: this.samples, hook: this.deps.faultHook });
       this.lastCheckpoint = path;
+      this.checkpointedStep = this.step;
       const seconds = (performance.now() - t0) / 1000;
       this.deps.log.info({ checkpoint: path, step: this.step, seconds }, 'checkpoint written');
       this.obs.checkpoint?.(seconds, true, path);

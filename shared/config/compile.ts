@@ -89,10 +89,14 @@ export function compileOptions(command: Command, raw: RawOptions, env: Record<st
     }
     values[spec.key] = v;
   }
+  const viaEnv = new Set<string>();
   for (const spec of OPTIONS) {
     if (!spec.commands.includes(command) || values[spec.key] !== undefined) continue;
     const fromEnv = env[envName(spec.flag)];
-    if (fromEnv !== undefined && fromEnv !== '') values[spec.key] = fromEnv;
+    if (fromEnv !== undefined && fromEnv !== '') {
+      values[spec.key] = fromEnv;
+      viaEnv.add(spec.key);
+    }
   }
   const out: Record<string, unknown> = {};
   for (const spec of OPTIONS) {
@@ -105,7 +109,8 @@ export function compileOptions(command: Command, raw: RawOptions, env: Record<st
     const res = fieldSchema(spec).safeParse(v);
     if (!res.success) {
       const msg = res.error.issues[0]?.message ?? 'is invalid';
-      throw new ConfigError(`--${spec.flag}: ${msg}; got ${describeValue(spec, v)}`, { details: { field: spec.flag, allowed: spec.values } });
+      const where = viaEnv.has(spec.key) ? `--${spec.flag} (from ${envName(spec.flag)})` : `--${spec.flag}`;
+      throw new ConfigError(`${where}: ${msg}; got ${describeValue(spec, v)}`, { details: { field: spec.flag, allowed: spec.values } });
     }
     out[spec.key] = res.data;
   }

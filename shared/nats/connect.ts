@@ -161,16 +161,12 @@ export function probeServerInfo(url: string, timeoutMs = 2000): Promise<Record<s
   });
 }
 
-export interface ConnectNatsOptions {
-  /** Give up waiting for an unreachable broker after this long (default: never). */
-  firstConnectTimeoutMs?: number;
-  /** Stops the first-connect wait (e.g. SIGTERM before the broker came up). */
-  signal?: AbortSignal;
-}
-
-export async function connectNats(o: NatsOptions, name: string, log: Logger, options: ConnectNatsOptions = {}): Promise<NatsConnection> {
+/**
+ * Connects, waiting (with a warning every 10 s) for a broker that is not reachable yet;
+ * a broker that refuses the credentials or the TLS setup is a ConfigError at once.
+ */
+export async function connectNats(o: NatsOptions, name: string, log: Logger): Promise<NatsConnection> {
   const opts = natsConnectionOptions(o, name);
-  const started = Date.now();
   let delay = 250;
   let lastWarn = 0;
   let nc: NatsConnection | undefined;
@@ -193,11 +189,6 @@ export async function connectNats(o: NatsOptions, name: string, log: Logger, opt
         }
         if (info?.tls_verify === true) hint = '; the server verifies client certificates: check that --nats-tls-cert/--nats-tls-key are signed by its CA';
       }
-      const waited = Date.now() - started;
-      if (options.firstConnectTimeoutMs !== undefined && waited >= options.firstConnectTimeoutMs) {
-        throw new ConfigError(`cannot connect to NATS at ${o.nats ?? '?'} after ${Math.round(waited / 1000)} s (${messageOf(err)})${hint}`, { cause: err, details: { field: 'nats' } });
-      }
-      if (options.signal?.aborted === true) throw new ConfigError(`gave up connecting to NATS at ${o.nats ?? '?'}: stopped`, { cause: err, details: { field: 'nats' } });
       if (attempt === 1 || Date.now() - lastWarn > 10_000) {
         lastWarn = Date.now();
         log.warn({ server: o.nats, attempt, code: codeOf(err), err: messageOf(err) }, `NATS not reachable yet; retrying${hint}`);

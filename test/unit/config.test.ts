@@ -35,9 +35,9 @@ test('invalid values name the field and the allowed values', () => {
     [['train', '--model', 'gan'], /^--model: must be one of ae, vae, cvae; got 'gan'$/],
     [['train', '--backend', 'cuda'], /^--backend: must be one of auto, tfjs-node-gpu, tfjs-node, wasm, cpu; got 'cuda'$/],
     [['train', '--batch-size', 'abc'], /^--batch-size: must be an integer between 1 and 60000; got 'abc'$/],
-    [['train', '--batch-size', '0'], /^--batch-size: must be an integer between 1 and 60000; got 0$/],
-    [['train', '--workers', '1.5'], /^--workers: must be an integer between 0 and 256; got 1\.5$/],
-    [['train', '--lr', '-1'], /^--lr: must be a number between 0 and 10; got -1$/],
+    [['train', '--batch-size', '0'], /^--batch-size: must be an integer between 1 and 60000; got '0'$/],
+    [['train', '--workers', '1.5'], /^--workers: must be an integer between 0 and 256; got '1\.5'$/],
+    [['train', '--lr', '-1'], /^--lr: must be a number between 0 and 10; got '-1'$/],
     [['train', '--log-level', 'loud'], /^--log-level: must be one of fatal, error, warn, info, debug, trace, silent; got 'loud'$/],
     [['train', '--batchsize', '3'], /^--batchsize: unknown option for 'train' \(did you mean --batch-size\?\)$/],
     [['train', '--job', 'a.b'], /^--job: must be 1-64 characters/],
@@ -53,7 +53,7 @@ test('invalid values name the field and the allowed values', () => {
   for (const [argv, re] of cases) {
     assert.throws(() => compileArgv(argv), (e: unknown) => e instanceof ConfigError && re.test(e.message), argv.join(' '));
   }
-  assert.throws(() => compileArgv(['train'], { LOCKSTEP_SEED: 'x' }), /^ConfigError: --seed: must be an integer/);
+  assert.throws(() => compileArgv(['train'], { LOCKSTEP_SEED: 'x' }), /^ConfigError: --seed \(from LOCKSTEP_SEED\): must be an integer/);
 });
 
 test('secrets are not echoed in errors', () => {
@@ -70,13 +70,13 @@ test('the README flag table is generated from the schema and is in the README', 
 
 test('invalid LOCKSTEP_* variables name the flag they stand for and the allowed values; secrets stay hidden', () => {
   const cases: Array<[string[], Record<string, string>, RegExp]> = [
-    [['train'], { LOCKSTEP_MODEL: 'gan' }, /^--model: must be one of ae, vae, cvae; got 'gan'$/],
-    [['train'], { LOCKSTEP_BATCH_SIZE: '0' }, /^--batch-size: must be an integer between 1 and 60000; got '?0'?$/],
-    [['train'], { LOCKSTEP_BATCH_SIZE: 'many' }, /^--batch-size: must be an integer between 1 and 60000; got 'many'$/],
-    [['train'], { LOCKSTEP_BACKEND: 'cuda' }, /^--backend: must be one of auto, tfjs-node-gpu, tfjs-node, wasm, cpu; got 'cuda'$/],
-    [['coordinator', '--nats', 'nats://x'], { LOCKSTEP_METRICS_PORT: '70000' }, /^--metrics-port: must be an integer between 0 and 65535; got '?70000'?$/],
-    [['worker', '--nats', 'nats://x'], { LOCKSTEP_HEARTBEAT_TIMEOUT: '0' }, /^--heartbeat-timeout: must be a number between 0\.1 and 3600; got '?0'?$/],
-    [['train'], { LOCKSTEP_JSON: 'maybe' }, /^--json: must be true or false; got 'maybe'$/],
+    [['train'], { LOCKSTEP_MODEL: 'gan' }, /^--model \(from LOCKSTEP_MODEL\): must be one of ae, vae, cvae; got 'gan'$/],
+    [['train'], { LOCKSTEP_BATCH_SIZE: '0' }, /^--batch-size \(from LOCKSTEP_BATCH_SIZE\): must be an integer between 1 and 60000; got '?0'?$/],
+    [['train'], { LOCKSTEP_BATCH_SIZE: 'many' }, /^--batch-size \(from LOCKSTEP_BATCH_SIZE\): must be an integer between 1 and 60000; got 'many'$/],
+    [['train'], { LOCKSTEP_BACKEND: 'cuda' }, /^--backend \(from LOCKSTEP_BACKEND\): must be one of auto, tfjs-node-gpu, tfjs-node, wasm, cpu; got 'cuda'$/],
+    [['coordinator', '--nats', 'nats://x'], { LOCKSTEP_METRICS_PORT: '70000' }, /^--metrics-port \(from LOCKSTEP_METRICS_PORT\): must be an integer between 0 and 65535; got '?70000'?$/],
+    [['worker', '--nats', 'nats://x'], { LOCKSTEP_HEARTBEAT_TIMEOUT: '0' }, /^--heartbeat-timeout \(from LOCKSTEP_HEARTBEAT_TIMEOUT\): must be a number between 0\.1 and 3600; got '?0'?$/],
+    [['train'], { LOCKSTEP_JSON: 'maybe' }, /^--json \(from LOCKSTEP_JSON\): must be true or false; got 'maybe'$/],
     [['worker', '--nats', 'nats://x'], { LOCKSTEP_WORKER_ID: 'worker.0' }, /^--worker-id: must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-' \(a NATS subject token\); got 'worker\.0'$/],
     [['coordinator'], { LOCKSTEP_JOB: 'my job' }, /^--job: must be 1-64 characters/],
     [['worker'], { LOCKSTEP_NATS_USER: 'worker-0' }, /^--nats: required for 'worker' \(e\.g\. --nats nats:\/\/127\.0\.0\.1:4222 or LOCKSTEP_NATS\)$/],
@@ -121,7 +121,7 @@ test('the lockstep CLI exits 2 with the message on stderr for a bad flag, value 
     [['fly'], {}, "lockstep: unknown command 'fly': expected one of train, coordinator, worker, eval, sample, bench\n"],
     [['train', '--steps'], {}, 'lockstep: --steps: missing value\n'],
     [['worker', '--nats', 'nats://127.0.0.1:1', '--model', 'ae'], {}, "lockstep: --model: not an option of 'worker' (it applies to: train, coordinator, bench)\n"],
-    [['train'], { LOCKSTEP_LR: 'fast' }, "lockstep: --lr: must be a number between 0 and 10; got 'fast'\n"],
+    [['train'], { LOCKSTEP_LR: 'fast' }, "lockstep: --lr (from LOCKSTEP_LR): must be a number between 0 and 10; got 'fast'\n"],
     [['worker', '--nats', 'nats://127.0.0.1:1'], { LOCKSTEP_NATS_PASS: 'hunter2' }, 'lockstep: --nats-pass: needs --nats-user\n'],
   ];
   const results = await Promise.all(cases.map(([args, env]) => run(args, env)));

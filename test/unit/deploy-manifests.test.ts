@@ -421,7 +421,7 @@ function checkCompiled(c: Container, opts: Record<string, unknown>, users: Map<s
     assert.equal(opts.dashboardHost, '0.0.0.0', `${c.where}: --dashboard-host`);
     assert.equal(opts.natsUser, 'coordinator', `${c.where}: NATS user`);
     assert.ok(typeof opts.dashboardToken === 'string' && opts.dashboardToken !== '', `${c.where}: dashboard token set`);
-    assert.equal(opts.resume, true, `${c.where}: --resume so a restarted coordinator continues`);
+    assert.equal(opts.resume, 'auto', `${c.where}: --resume auto so a restarted coordinator continues (and a fresh volume starts fresh)`);
   } else {
     assert.equal(opts.metricsPort, WORKER_METRICS_PORT, `${c.where}: --metrics-port`);
     assert.equal(opts.workerId, opts.natsUser, `${c.where}: worker id == NATS user (permissions pin the id)`);
