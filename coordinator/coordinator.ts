@@ -10,7 +10,7 @@ import type { Logger } from '../shared/logger.js';
 import type { ModelBundle } from '../shared/models/types.js';
 import { BinaryReceiver, encodeBinaryMessage } from '../shared/protocol/binary-message.js';
 import { MSG, createMessage, encodeMessage, makeErrorMessage, parseMessage, type GradMessage } from '../shared/protocol/messages.js';
-import { subjectsFor, workerFromSubject } from '../shared/protocol/subjects.js';
+import { RESERVED_WORKER_IDS, subjectsFor, workerFromSubject } from '../shared/protocol/subjects.js';
 import { maxPayloadOf } from '../shared/nats/connect.js';
 import { TrainingCore } from '../shared/train/core.js';
 import { jobConfigOf, type JobConfig } from '../shared/train/job-config.js';
@@ -54,6 +54,7 @@ export class Coordinator {
   private paused = false;
   private weightsChunks: { version: number; chunks: Uint8Array[] } | null = null;
   private broadcastVersion = -1;
+  private gradRx: BinaryReceiver<typeof MSG.grad> | null = null;
   private peakWorkers = 0;
   private readonly subs: Subscription[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
@@ -330,7 +331,13 @@ export class Coordinator {
   // ---- inbound ---------------------------------------------------------------
 
   private subscribe(nc: NatsConnection): void {
-    const gradRx = new BinaryReceiver({ accept: [MSG.grad], ttlMs: Math.max(5000, this.o.stepTimeout * 1000) });
+    const gradRx = new BinaryReceiver({
+      accept: [MSG.grad],
+      ttlMs: Math.max(5000, this.o.stepTimeout * 1000),
+      // A transfer that never completes (lost chunks) is counted, not silently dropped; the part is re-requested.
+      onEvict: (info) => this.reject(null, workerFromSubject(this.subj, info.source), 'incomplete'),
+    });
+    this.gradRx = gradRx;
     this.subs.push(
       nc.subscribe(this.subj.join, { callback: (err, msg) => (err ? undefined : this.onJoin(msg)) }),
       nc.subscribe(this.subj.state, { callback: (err, msg) => (err ? undefined : this.onState(msg)) }),
@@ -370,10 +377,19 @@ export class Coordinator {
       const m = parseMessage(msg.data);
       if (m.type !== MSG.join) throw new ProtocolError('unexpected-type', `expected a join request on ${this.subj.join}, got ${m.type}`);
       if (m.job !== this.o.job) throw new ProtocolError('wrong-job', `join for job ${m.job} reached job ${this.o.job}`);
+      if (RESERVED_WORKER_IDS.includes(m.sender)) throw new ProtocolError('reserved-id', `worker id '${m.sender}' is reserved`);
       const info = { host: m.host, pid: m.pid, backend: m.backend, backendVersion: m.backendVersion, device: m.device, ...(m.metricsPort === undefined ? {} : { metricsPort: m.metricsPort }) };
+      const previousJoin = this.membership.get(m.sender)?.lastJoinAt;
       const { member, rejoined } = this.membership.join(m.sender, info);
       const ack = createMessage(MSG.joinAck, this.env(), { rank: member.rank, workerId: member.id, accepted: true, config: { ...this.jobConfig }, weightsVersion: this.step, maxPayload: maxPayloadOf(this.deps.nc) });
       reply(encodeMessage(ack));
+      // Requests a worker retried while its link was down arrive together when it comes back:
+      // each gets its ack (the worker waits on the newest), but a live member joining again
+      // within a heartbeat timeout is retrying, not rejoining: no log line, no re-sent plan.
+      if (rejoined && previousJoin !== undefined && Date.now() - previousJoin < this.o.heartbeatTimeout * 1000) {
+        this.deps.log.debug({ worker: member.id }, 'repeated join request answered');
+        return;
+      }
       this.deps.log.info({ worker: member.id, rank: member.rank, host: member.host, backend: member.backend, rejoined }, rejoined ? 'worker rejoined' : 'worker joined');
       this.obs.workerJoined?.(member, rejoined);
       this.obs.membersChanged?.(this.membership.live());
@@ -419,7 +435,11 @@ export class Coordinator {
 
   private onWorkerHeartbeat(msg: Msg): void {
     const from = workerFromSubject(this.subj, msg.subject);
-    if (from === undefined) return; // hb.coord: our own
+    if (from === undefined) {
+      // hb.coord is our own; anything else under hb.* carries an invalid worker token.
+      if (msg.subject !== this.subj.hbCoord) this.reject(null, undefined, 'sender-mismatch');
+      return;
+    }
     try {
       const m = parseMessage(msg.data);
       if (m.sender !== from) throw new ProtocolError('sender-mismatch', `message on ${msg.subject} claims sender ${m.sender}`);
@@ -496,6 +516,7 @@ export class Coordinator {
   }
 
   private tick(): void {
+    this.gradRx?.sweep();
     for (const m of this.membership.sweep()) this.onLost(m, `no heartbeat for ${this.o.heartbeatTimeout}s`);
     const round = this.round;
     if (round === null) return;

@@ -14,6 +14,8 @@ export interface Member {
   device: string;
   metricsPort?: number;
   joinedAt: number;
+  /** Time of its latest join request (a rejoin updates it; joinedAt stays). */
+  lastJoinAt: number;
   lastSeen: number;
   status: MemberStatus;
   /** Time of the latest heartbeat that reported idle. */
@@ -47,13 +49,13 @@ export class Membership {
     const existing = this.members.get(id);
     const t = this.now();
     if (existing !== undefined) {
-      Object.assign(existing, info, { lastSeen: t, status: 'idle' as const, lastIdleAt: t });
+      Object.assign(existing, info, { lastSeen: t, lastJoinAt: t, status: 'idle' as const, lastIdleAt: t });
       return { member: existing, rejoined: true };
     }
     const used = new Set([...this.members.values()].map((m) => m.rank));
     let rank = 0;
     while (used.has(rank)) rank++;
-    const member: Member = { id, rank, ...info, joinedAt: t, lastSeen: t, status: 'idle', lastIdleAt: t, partsDone: 0, failures: this.failures.get(id) ?? 0, lastPartSeconds: 0 };
+    const member: Member = { id, rank, ...info, joinedAt: t, lastJoinAt: t, lastSeen: t, status: 'idle', lastIdleAt: t, partsDone: 0, failures: this.failures.get(id) ?? 0, lastPartSeconds: 0 };
     this.members.set(id, member);
     return { member, rejoined: false };
   }

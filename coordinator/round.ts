@@ -91,11 +91,11 @@ export class StepRound {
     const want = new Map<number, number>();
     for (let k = 0; k < slice.length; k++) want.set(slice[k] as number, (want.get(slice[k] as number) ?? 0) + 1);
     for (const [i, n] of want) if (n !== 1) throw new InternalError(`step ${this.step}: image ${i} appears ${n} times in the planned global batch`);
-    if (seen.size !== want.size) throw new InternalError(`step ${this.step}: the parts cover ${seen.size} distinct images, the global batch has ${want.size}`);
     for (const [i, n] of seen) {
       if (n !== 1) throw new InternalError(`step ${this.step}: image ${i} is covered by ${n} parts`);
       if (!want.has(i)) throw new InternalError(`step ${this.step}: image ${i} is not in the step's global batch`);
     }
+    if (seen.size !== want.size) throw new InternalError(`step ${this.step}: the parts cover ${seen.size} distinct images, the global batch has ${want.size}`);
     if (this.parts.length === 0 || out.reduce((a, c) => a + c.count, 0) !== this.globalCount) throw new InternalError(`step ${this.step}: results count ${out.reduce((a, c) => a + c.count, 0)} images, the global batch ${this.globalCount}`);
     return out;
   }

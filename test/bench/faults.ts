@@ -27,6 +27,12 @@ export interface FaultBenchRow {
   note: string;
 }
 
+function recomputedNote(r: ScenarioResult): string {
+  const rec = r.facts.recomputed as { step: number; by: string } | undefined;
+  if (rec === undefined) return '';
+  return `weights after step ${rec.step} (a killed worker's part recomputed by ${rec.by}): ${r.facts.recomputedStepBitwise === true ? 'bitwise equal to' : `rel. diff ${String(r.facts.recomputedStepRelDiff)} to`} a fault-free distributed run`;
+}
+
 function rowOf(r: ScenarioResult, error: string | null): FaultBenchRow {
   const kinds = new Map<string, number>();
   for (const f of r.faults) kinds.set(f.kind, (kinds.get(f.kind) ?? 0) + 1);
@@ -43,7 +49,7 @@ function rowOf(r: ScenarioResult, error: string | null): FaultBenchRow {
     steps: r.steps,
     wallSeconds: r.wallSeconds,
     ok: error === null,
-    note: error ?? '',
+    note: error ?? recomputedNote(r),
   };
 }
 
@@ -81,7 +87,7 @@ export function faultsTable(rows: readonly FaultBenchRow[]): string {
   const sci = (x: number): string => (Number.isFinite(x) ? x.toExponential(1) : '–');
   const out = ['| scenario | faults injected | injected | recovered | images lost | time to recover (s) | rel. weight diff to clean run | bitwise | steps | wall (s) | ok |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |'];
   for (const r of rows) {
-    const ok = r.ok ? 'yes' : `no: ${r.note.replace(/\|/g, '\\|')}`;
+    const ok = r.ok ? (r.note === '' ? 'yes' : `yes (${r.note})`) : `no: ${r.note.replace(/\|/g, '\\|')}`;
     out.push(`| ${r.scenario} | ${r.faults} | ${r.injected} | ${r.recovered} | ${Number.isFinite(r.imagesLost) ? r.imagesLost : '–'} | ${num(r.recoverSeconds, 2)} | ${sci(r.relDiff)} | ${r.bitwise ? 'yes' : 'no'} | ${r.steps} | ${num(r.wallSeconds, 1)} | ${ok} |`);
   }
   return out.join('\n');

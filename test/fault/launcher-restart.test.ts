@@ -8,7 +8,7 @@ import { assertInvariants, launcherRestart } from './scenarios.js';
 
 void test('launcher supervision: coordinator and worker kill -9 are restarted, workers keep their PIDs across the coordinator restart', { timeout: 150_000 }, async () => {
   const r = await launcherRestart({ seed: 20, quick: true, onProgress: (s) => process.stderr.write(`  ${s}\n`) });
-  assertInvariants(r, { maxWallSeconds: 100 });
+  assertInvariants(r, { maxWallSeconds: 100, maxJoinsPerWorker: 3 });
   const f = r.facts;
   assert.equal(f.coordinatorRestartLogged, true);
   assert.equal(f.workerRestartLogged, true);

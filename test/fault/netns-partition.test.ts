@@ -14,7 +14,9 @@ void test('network namespaces: a worker link cut and restored, the worker rejoin
   const out = await netnsPartition({ seed: 18, quick: false, onProgress: (s) => process.stderr.write(`  ${s}\n`) });
   assert.ok(!('skipped' in out && out.skipped !== undefined), `skipped: ${String((out as { skipped?: string }).skipped)}`);
   const r = out as ScenarioResult;
-  assertInvariants(r, { maxWallSeconds: 120 });
+  // Joins per worker: the first, the rejoin after its cut, and at most one more: the ack of a retried
+  // request can wait for TCP's backed-off retransmission after the link comes back.
+  assertInvariants(r, { maxWallSeconds: 120, maxJoinsPerWorker: 3 });
   assert.equal(r.faults.length, 2, 'both links were cut and restored');
   assert.equal(r.facts.workersAlive, true, 'the cut workers kept their processes');
   const lost = r.facts.lost as string[];

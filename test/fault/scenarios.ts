@@ -12,11 +12,16 @@ import assert from 'node:assert/strict';
 import { rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'nats';
+import { MSG, createMessage, encodeMessage } from '../../shared/protocol/messages.js';
+import { subjectsFor } from '../../shared/protocol/subjects.js';
 import { relativeDifference } from '../../shared/train/core.js';
 import { Mulberry32 } from '../../shared/train/rng.js';
 import type { TrainResult } from '../../shared/train/result.js';
+import { stepDirName } from '../../shared/checkpoint/store.js';
 import {
   Cluster,
+  checkpointWeights,
   createNetnsLink,
   finalWeights,
   logIs,
@@ -137,14 +142,16 @@ function finish(f: FinishInput): ScenarioResult {
 async function withCluster(
   name: string,
   ctx: ScenarioContext,
-  opts: { steps: number; heartbeatTimeout: number; coordinatorFlags: string[]; nats?: NatsServerHandle; natsArgs?: string[]; runTimeoutMs?: number },
+  opts: { steps: number; heartbeatTimeout: number; coordinatorFlags: string[]; checkpointEvery?: number; nats?: NatsServerHandle; natsArgs?: string[]; runTimeoutMs?: number },
   body: (c: Cluster, rng: Mulberry32, faults: FaultEvent[], facts: Record<string, unknown>) => Promise<void>,
+  /** Runs after the result, before the cluster's files are removed. */
+  after?: (c: Cluster, facts: Record<string, unknown>) => void,
 ): Promise<ScenarioResult> {
   const train = trainFlags(opts.steps, ctx.seed);
   ctx.onProgress?.(`${name}: reference run`);
   const ref = await reference(train);
   const started = Date.now();
-  const c = await Cluster.start({ train, heartbeatTimeout: opts.heartbeatTimeout, coordinatorFlags: opts.coordinatorFlags, name, ...(opts.nats ? { nats: opts.nats } : {}), ...(opts.natsArgs ? { natsArgs: opts.natsArgs } : {}) });
+  const c = await Cluster.start({ train, heartbeatTimeout: opts.heartbeatTimeout, coordinatorFlags: opts.coordinatorFlags, name, ...(opts.checkpointEvery !== undefined ? { checkpointEvery: opts.checkpointEvery } : {}), ...(opts.nats ? { nats: opts.nats } : {}), ...(opts.natsArgs ? { natsArgs: opts.natsArgs } : {}) });
   const faults: FaultEvent[] = [];
   const facts: Record<string, unknown> = {};
   try {
@@ -154,9 +161,14 @@ async function withCluster(
     const coverage = verifyCoverage(c, { seed: ctx.seed, datasetSize: IMAGES, batchSize: BATCH, totalSteps: opts.steps });
     facts.rejected = rejectionsBySender(c.coordinatorLines());
     facts.lost = c.coordinatorLines().filter((l) => l.msg === 'worker lost').map((l) => l.worker);
+    // Joins per worker id over the whole run (all coordinator terms): a rejoin storm shows up here.
+    const joins: Record<string, number> = {};
+    for (const l of c.coordinatorLines()) if ((l.msg === 'worker joined' || l.msg === 'worker rejoined') && typeof l.worker === 'string') joins[l.worker] = (joins[l.worker] ?? 0) + 1;
+    facts.joins = joins;
     facts.reassigned = c.coordinatorLines()
       .filter((l) => l.msg === 'part reassigned')
       .map((l) => ({ step: l.step, part: l.part, from: l.from, to: l.to, creditedTo: creditsOf(c.coordinatorLines(), l.step as number).get(l.part as number) }));
+    after?.(c, facts);
     return finish({ name, steps: opts.steps, seed: ctx.seed, faults, started, facts, ref, result, coverage, applied: c.coordinatorLines().filter((l) => l.msg === 'step applied') });
   } finally {
     await c.stop();
@@ -178,29 +190,77 @@ export function creditsOf(lines: LogLine[], step: number): Map<number, string> {
 
 // ---- scenarios -----------------------------------------------------------------
 
+/**
+ * A clean distributed run (no faults) with checkpoints after every step; returns a reader of
+ * its weights after a given step and the cleanup. The faulty run's weights after the step
+ * whose part was recomputed must be bitwise these: same images, same parts, same order.
+ */
+async function cleanDistributedRun(ctx: ScenarioContext, steps: number, workers: string[], flags: string[]): Promise<{ weightsAfter(step: number): Float32Array; stop(): Promise<void> }> {
+  const c = await Cluster.start({ train: trainFlags(steps, ctx.seed), heartbeatTimeout: 1, checkpointEvery: 1, coordinatorFlags: flags, name: 'clean' });
+  try {
+    for (const id of workers) c.startWorker(id);
+    c.startCoordinator();
+    await c.result(90_000);
+  } catch (err) {
+    await c.stop();
+    throw err;
+  }
+  return { weightsAfter: (step) => checkpointWeights(join(c.checkpointDir, stepDirName(step))), stop: () => c.stop() };
+}
+
 /** kill -9 of workers while they hold a part: the step completes, the part is recomputed elsewhere. */
 export async function workerKill(ctx: ScenarioContext): Promise<ScenarioResult> {
   const kills = ctx.quick ? 1 : 2;
-  return withCluster('worker-kill', ctx, { steps: 24, heartbeatTimeout: 1, coordinatorFlags: ['--wait-workers', '3'] }, async (c, rng, faults, facts) => {
-    const ids = ['w0', 'w1', 'w2'];
-    for (const id of ids) c.startWorker(id);
-    c.startCoordinator();
-    const victims: string[] = [];
-    for (let i = 0; i < kills; i++) {
-      const k = 3 + i * 8 + rng.nextInt(5);
-      const alive = ids.filter((id) => !victims.includes(id));
-      const victim = alive[rng.nextInt(alive.length)] as string;
-      const w = c.worker(victim);
-      // Killed the moment it has received a plan that gives it a part: it dies holding it.
-      const plan = await w.waitFor(planFor(k), 60_000, `a plan for ${victim} at step >= ${k}`);
-      await w.kill();
-      faults.push({ kind: 'worker kill -9', target: victim, at: Date.now() });
-      victims.push(victim);
-      const moved = await c.coordinator.waitFor((l) => l.msg === 'part reassigned' && l.from === victim, 30_000, `${victim}'s part reassigned`);
-      ctx.onProgress?.(`worker-kill: killed ${victim} at step ${String(plan.step)}; part ${String(moved.part)} of step ${String(moved.step)} went to ${String(moved.to)}`);
-    }
-    facts.victims = victims;
-  });
+  const steps = 24;
+  const ids = ['w0', 'w1', 'w2'];
+  const flags = ['--wait-workers', '3', '--keep-checkpoints', '1000'];
+  ctx.onProgress?.('worker-kill: clean distributed run');
+  const clean = await cleanDistributedRun(ctx, steps, ids, flags);
+  const killedAt = new Map<string, number>();
+  try {
+    return await withCluster(
+      'worker-kill',
+      ctx,
+      { steps, heartbeatTimeout: 1, checkpointEvery: 1, coordinatorFlags: flags },
+      async (c, rng, faults, facts) => {
+        for (const id of ids) c.startWorker(id);
+        c.startCoordinator();
+        const victims: string[] = [];
+        for (let i = 0; i < kills; i++) {
+          const k = 3 + i * 8 + rng.nextInt(5);
+          const alive = ids.filter((id) => !victims.includes(id));
+          const victim = alive[rng.nextInt(alive.length)] as string;
+          const w = c.worker(victim);
+          // Killed the moment it has received a plan that gives it a part: it dies holding it.
+          const plan = await w.waitFor(planFor(k), 60_000, `a plan for ${victim} at step >= ${k}`);
+          await w.kill();
+          const at = Date.now();
+          killedAt.set(victim, at);
+          faults.push({ kind: 'worker kill -9', target: victim, at });
+          victims.push(victim);
+          const moved = await c.coordinator.waitFor((l) => l.msg === 'part reassigned' && l.from === victim, 30_000, `${victim}'s part reassigned`);
+          ctx.onProgress?.(`worker-kill: killed ${victim} at step ${String(plan.step)}; part ${String(moved.part)} of step ${String(moved.step)} went to ${String(moved.to)}`);
+        }
+        facts.victims = victims;
+      },
+      (c, facts) => {
+        // The first step after the first kill in which a part held by the dead worker was computed
+        // by another (a straggler backup copy, or the reassignment after the heartbeat timeout).
+        const [victim, at] = [...killedAt][0] as [string, number];
+        const rescue = c.coordinatorLines().find((l) => l.time > at && ((l.msg === 'straggler: backup copy sent' && l.slow === victim) || (l.msg === 'part reassigned' && l.from === victim)));
+        if (rescue === undefined) throw new Error(`no part of ${victim} was recomputed`);
+        const step = rescue.step as number;
+        const part = rescue.part as number;
+        facts.recomputed = { step, part, by: creditsOf(c.coordinatorLines(), step).get(part) };
+        const mine = checkpointWeights(join(c.checkpointDir, stepDirName(step + 1)));
+        const theirs = clean.weightsAfter(step + 1);
+        facts.recomputedStepBitwise = mine.length === theirs.length && mine.every((v, i) => v === theirs[i]);
+        facts.recomputedStepRelDiff = relativeDifference(theirs, mine);
+      },
+    );
+  } finally {
+    await clean.stop();
+  }
 }
 
 /** SIGSTOP of a worker mid-part, SIGCONT later: a backup copy of its part wins; the late result is discarded. */
@@ -279,11 +339,37 @@ export async function coordinatorRestart(ctx: ScenarioContext): Promise<Scenario
     facts.pidsBefore = pidsBefore;
     // Every worker rejoins the new term in its original process.
     for (const w of workers) await w.waitFor((l) => l.msg === 'joined' && l.term === starts.term, 30_000, `${w.name} rejoining term ${String(starts.term)}`);
+    // The old coordinator's messages, still in flight somewhere, must be ignored: a plan, a stop and a heartbeat of the old term.
+    const injectedAt = Date.now();
+    await injectStaleTerm(c.nats.url, facts.oldTerm as number);
+    await second.waitFor((l) => l.msg === 'step applied' && l.time > injectedAt + 200, 30_000, 'a step after the stale-term messages');
+    facts.staleTermComputed = workers.some((w) => w.lines.some((l) => l.msg === 'part published' && l.term === facts.oldTerm && l.time >= injectedAt));
+    facts.staleTermObeyed = workers.some((w) => w.lines.some((l) => l.time >= injectedAt && (l.msg === 'worker stopping' ? String(l.reason).includes('stale') : l.msg === 'joining')));
     facts.pidsAfter = workers.map((w) => w.pid);
     facts.workersAlive = workers.every((w) => w.alive());
     facts.workerProcessesStarted = c.allWorkers.length;
     facts.workerLogPids = workers.map((w) => [...new Set(w.lines.map((l) => l.pid))]);
   });
+}
+
+/** Publishes a step plan, a stop and a heartbeat of an old coordinator term (what a dead coordinator may leave in flight). */
+async function injectStaleTerm(url: string, term: number): Promise<void> {
+  const nc = await connect({ servers: url, name: 'fault-stale-term' });
+  try {
+    const subj = subjectsFor('lockstep');
+    const env = { job: 'lockstep', term, step: 0, sender: 'coord' };
+    const indices = Array.from({ length: BATCH }, (_, i) => i);
+    const parts = [
+      { part: 0, worker: 'w0', attempt: 9, indices: indices.slice(0, BATCH / 2) },
+      { part: 1, worker: 'w1', attempt: 9, indices: indices.slice(BATCH / 2) },
+    ];
+    nc.publish(subj.step, encodeMessage(createMessage(MSG.step, env, { epoch: 0, weightsVersion: 0, globalCount: BATCH, parts })));
+    nc.publish(subj.hbCoord, encodeMessage(createMessage(MSG.hb, env, { status: 'busy', members: [] })));
+    nc.publish(subj.ctl, encodeMessage(createMessage(MSG.ctl, env, { action: 'stop', reason: 'stale term' })));
+    await nc.flush();
+  } finally {
+    await nc.close();
+  }
 }
 
 /** nats-server killed mid-run and restarted on the same port: clients reconnect, lost messages are recovered. */
@@ -418,7 +504,9 @@ export async function minWorkers(ctx: ScenarioContext): Promise<ScenarioResult> 
       const v = metricValue(await c.metrics(), 'lockstep_paused');
       return v === 1 ? v : undefined;
     }, 10_000, 'lockstep_paused 1');
-    facts.workersMetricWhilePaused = metricValue(await c.metrics(), 'lockstep_workers');
+    const whilePaused = await c.metrics();
+    facts.workersMetricWhilePaused = metricValue(whilePaused, 'lockstep_workers');
+    facts.failuresMetric = metricValue(whilePaused, 'lockstep_worker_failures_total');
     // Paused, not hung and not training: no step is applied while it waits.
     const stepsBefore = c.coordinator.lines.filter((l) => l.msg === 'step applied').length;
     await sleep(1000);
@@ -495,6 +583,9 @@ export async function launcherRestart(ctx: ScenarioContext): Promise<ScenarioRes
     facts.workerPids = Object.fromEntries([...pidsById].map(([id, set]) => [id, [...set]]));
     facts.terms = [...new Set(coordinator.filter((l) => l.msg === 'coordinator starts').map((l) => l.term))];
     facts.lost = coordinator.filter((l) => l.msg === 'worker lost').map((l) => l.worker);
+    const joins: Record<string, number> = {};
+    for (const l of coordinator) if ((l.msg === 'worker joined' || l.msg === 'worker rejoined') && typeof l.worker === 'string') joins[l.worker] = (joins[l.worker] ?? 0) + 1;
+    facts.joins = joins;
     return finish({ name: 'launcher-restart', steps, seed: ctx.seed, faults, started, facts, ref, result, coverage, applied: coordinator.filter((l) => l.msg === 'step applied') });
   } finally {
     await launcher.kill();
@@ -523,7 +614,7 @@ export const SCENARIOS: ReadonlyArray<{ name: string; run: (ctx: ScenarioContext
 ];
 
 /** The assertions every scenario must pass (DESIGN.md section 2 and issue 5). */
-export function assertInvariants(r: ScenarioResult, o: { maxWallSeconds: number }): void {
+export function assertInvariants(r: ScenarioResult, o: { maxWallSeconds: number; maxJoinsPerWorker?: number }): void {
   assert.equal(r.result.steps, r.steps, 'the run completed all its steps');
   assert.equal(r.result.samples, r.steps * BATCH, 'samples counted once per step, never twice (no double counting across faults)');
   assert.equal(r.coverage.imagesLost, 0, 'every image exactly once per epoch');
@@ -533,4 +624,8 @@ export function assertInvariants(r: ScenarioResult, o: { maxWallSeconds: number 
   assert.ok(r.faults.length > 0, 'faults were injected');
   for (const [i, s] of r.recoverSeconds.entries()) assert.ok(Number.isFinite(s), `fault ${i} (${r.faults[i]?.kind}) was followed by progress`);
   assert.ok(r.wallSeconds <= o.maxWallSeconds, `finished in ${r.wallSeconds.toFixed(1)} s, bound ${o.maxWallSeconds} s`);
+  if (o.maxJoinsPerWorker !== undefined) {
+    // No rejoin storm: every (re)join the coordinator counted, per worker id, over the whole run.
+    for (const [id, n] of Object.entries(r.facts.joins as Record<string, number>)) assert.ok(n <= o.maxJoinsPerWorker, `${id} joined ${n} times (at most ${o.maxJoinsPerWorker})`);
+  }
 }

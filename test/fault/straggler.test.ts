@@ -8,7 +8,7 @@ import { assertInvariants, straggler } from './scenarios.js';
 
 void test('SIGSTOP/SIGCONT straggler: the backup copy wins, counted in lockstep_stragglers_total', { timeout: 150_000 }, async () => {
   const r = await straggler({ seed: 12, quick: true, onProgress: (s) => process.stderr.write(`  ${s}\n`) });
-  assertInvariants(r, { maxWallSeconds: 90 });
+  assertInvariants(r, { maxWallSeconds: 90, maxJoinsPerWorker: 1 });
   const f = r.facts;
   assert.equal(f.backupWorker, 'w0', 'the idle worker got the backup copy');
   assert.ok((f.stragglersMetric as number) >= 1, `lockstep_stragglers_total = ${String(f.stragglersMetric)}`);

@@ -7,7 +7,7 @@ import { assertInvariants, workerJoin } from './scenarios.js';
 
 void test('a worker joining mid-run takes parts from the next step on, same math as the clean run', { timeout: 150_000 }, async () => {
   const r = await workerJoin({ seed: 13, quick: true, onProgress: (s) => process.stderr.write(`  ${s}\n`) });
-  assertInvariants(r, { maxWallSeconds: 90 });
+  assertInvariants(r, { maxWallSeconds: 90, maxJoinsPerWorker: 1 });
   const joined = r.coverage.partsByWorker.get('w1') ?? 0;
   assert.ok(joined > 0, 'the newcomer computed parts');
   assert.ok(joined < r.steps, `it joined mid-run: ${joined} of ${r.steps} steps`);

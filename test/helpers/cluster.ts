@@ -49,8 +49,14 @@ export class Proc {
   ) {
     child.stdout?.setEncoding('utf8').on('data', (d: string) => (this.out += d));
     child.stderr?.setEncoding('utf8').on('data', (d: string) => this.onStderr(d));
+    // A test runner that gives up on this process must not leave the child running.
+    const onParentExit = (): void => {
+      child.kill('SIGKILL');
+    };
+    process.once('exit', onParentExit);
     this.exited = new Promise((resolve) =>
       child.on('exit', (code, signal) => {
+        process.removeListener('exit', onParentExit);
         this.exit = { code, signal };
         for (const f of this.exitWaiters) f();
         resolve(this.exit);
@@ -524,8 +530,10 @@ export function createNetnsLink(index: number): NetnsLink {
   const remove = (): void => {
     spawnSync('ip', ['link', 'del', hostIf]);
     spawnSync('ip', ['netns', 'del', ns]);
+    process.removeListener('exit', remove);
   };
   remove();
+  process.once('exit', remove);
   try {
     ip('netns', 'add', ns);
     ip('link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf);

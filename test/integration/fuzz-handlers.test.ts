@@ -662,7 +662,11 @@ void test('a live coordinator counts every malformed message on join, state, hb.
     await nc.flush();
     await until(() => barrierReplies > seen || !alive, `the barrier after the ${kind} cases`, 20_000, coord);
     assert.ok(alive, `the coordinator died during the ${kind} cases:\n${coord.stderr().slice(-4000)}`);
-    const got = sorted(delta(await rejectedCounts(metricsUrl), before));
+    const counted = delta(await rejectedCounts(metricsUrl), before);
+    // Transfers left incomplete by truncated cases are evicted (and counted as 'incomplete') when the
+    // reassembler sweeps them: a consequence of earlier cases, not a case of its own, so checked apart.
+    delete counted.incomplete;
+    const got = sorted(counted);
     const want = sorted(tally(cases));
     const sends = cases.reduce((a, c) => a + c.sends.length, 0);
     const invalid = Object.values(want).reduce((a, b) => a + b, 0);
