@@ -14,6 +14,11 @@ import { launch } from './launcher.js';
 import { evaluateCheckpoint, sampleCheckpoint } from './evaluate.js';
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'bench' && !argv.includes('--help')) {
+    // The bench takes part names as positionals (`lockstep bench scaling quality --quick`).
+    const bench = (await import('../test/bench/main.js')) as { runBench: (argv: string[]) => Promise<number> };
+    return bench.runBench(argv.slice(1));
+  }
   let parsed;
   try {
     parsed = parseArgv(argv);
@@ -88,10 +93,8 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(o.json === true ? `${JSON.stringify(r)}\n` : `wrote ${r.files.join(', ')}\n`);
         return 0;
       }
-      case 'bench': {
-        const bench = (await import('../test/bench/main.js')) as { runBench: (argv: string[]) => Promise<number> };
-        return await bench.runBench(argv.slice(1));
-      }
+      case 'bench':
+        return 2; // dispatched before option parsing
     }
   } catch (err) {
     root.error({ err }, 'failed');

@@ -35,6 +35,8 @@ export interface CheckpointRun {
   samplesPerSecond: number;
   /** Every checkpoint write the coordinator timed, in order (the last one is the end-of-run checkpoint). */
   checkpointSeconds: number[];
+  /** Mean step over the steady steps before the first periodic checkpoint (the same steps in both runs): the control. */
+  meanStepBeforeFirstCheckpointSeconds: number;
 }
 
 export interface CheckpointResults {
@@ -48,6 +50,8 @@ export interface CheckpointResults {
   scheduleCost: number;
   /** (window with - window without) / window without: the same, measured as a difference of two runs (noisier). */
   abCost: number;
+  /** abCost with the run-to-run difference of the steps before any periodic checkpoint divided out. */
+  abCostControlled: number;
   targets: Target[];
 }
 
@@ -60,8 +64,10 @@ function dirBytes(dir: string): number {
   return n;
 }
 
-function runOf(every: number, s: TimelineSummary): CheckpointRun {
+function runOf(every: number, s: TimelineSummary, firstCheckpointStep: number): CheckpointRun {
+  const before = s.perStep.slice(s.warmup, Math.max(s.warmup + 1, firstCheckpointStep));
   return {
+    meanStepBeforeFirstCheckpointSeconds: before.reduce((a, x) => a + x.seconds, 0) / before.length,
     checkpointEvery: every,
     steps: s.steps,
     windowSeconds: s.steadySeconds,
@@ -93,12 +99,13 @@ export async function runCheckpointCost(ctx: BenchContext): Promise<PartOutput> 
   const checkpointBytes = last?.checkpoint === null || last === null ? 0 : dirBytes(last.checkpoint);
   // Model size from the checkpoint's weights file (4 bytes per parameter).
   if (last?.checkpoint !== null && last !== null) modelParams = statSync(path.join(last.checkpoint, 'state', 'weights.f32')).size / 4;
-  const none = runOf(0, summaries[0] as TimelineSummary);
-  const every = runOf(c.every, summaries[1] as TimelineSummary);
+  const none = runOf(0, summaries[0] as TimelineSummary, c.every);
+  const every = runOf(c.every, summaries[1] as TimelineSummary, c.every);
   const writes = every.checkpointSeconds;
   const mean = writes.reduce((a, b) => a + b, 0) / Math.max(1, writes.length);
   const scheduleCost = mean / (c.every * none.meanStepSeconds);
   const abCost = (every.windowSeconds - none.windowSeconds) / none.windowSeconds;
+  const abCostControlled = every.windowSeconds / none.windowSeconds / (every.meanStepBeforeFirstCheckpointSeconds / none.meanStepBeforeFirstCheckpointSeconds) - 1;
   const results: CheckpointResults = {
     quick: ctx.quick,
     config: c,
@@ -108,6 +115,7 @@ export async function runCheckpointCost(ctx: BenchContext): Promise<PartOutput> 
     writeSeconds: { mean, max: Math.max(...writes), count: writes.length },
     scheduleCost,
     abCost,
+    abCostControlled,
     targets: [target(`checkpoint cost at --checkpoint-every ${c.every} (write time / training time)`, scheduleCost, { ceiling: 0.05 }, pct(scheduleCost, 2))],
   };
   ctx.say(`[checkpoint] write ${(mean * 1000).toFixed(0)} ms mean; cost of every ${c.every}: ${pct(scheduleCost, 2)} (A/B ${pct(abCost, 1)})`);
@@ -120,13 +128,13 @@ export function checkpointMarkdown(r: CheckpointResults): string {
   out.push(`Default model: ${c.model}, conv, ${c.filters} filters (${r.modelParams.toLocaleString('en-US')} parameters), batch ${c.batchSize}, ${c.workers} workers, ${c.steps} steps; one checkpoint = ${(r.checkpointBytes / 1e6).toFixed(2)} MB on disk (model.json + weights, decoder, Adam state, manifest).${r.quick ? ' **Quick run: tiny model.**' : ''}`);
   out.push('');
   out.push(table(
-    ['--checkpoint-every', 'steady steps window (s)', 'mean step ms', 'samples/s', 'checkpoint writes (ms)'],
-    r.runs.map((x) => [x.checkpointEvery, fmt(x.windowSeconds, 2), fmt(x.meanStepSeconds * 1000, 1), fmt(x.samplesPerSecond, 1), x.checkpointSeconds.map((s) => (s * 1000).toFixed(0)).join(', ')]),
+    ['--checkpoint-every', 'steady steps window (s)', 'mean step ms', `mean step ms before step ${c.every} (control)`, 'samples/s', 'checkpoint writes (ms)'],
+    r.runs.map((x) => [x.checkpointEvery, fmt(x.windowSeconds, 2), fmt(x.meanStepSeconds * 1000, 1), fmt(x.meanStepBeforeFirstCheckpointSeconds * 1000, 1), fmt(x.samplesPerSecond, 1), x.checkpointSeconds.map((s) => (s * 1000).toFixed(0)).join(', ')]),
   ));
   out.push('');
   out.push(`Checkpoint write: **${fmt(r.writeSeconds.mean * 1000, 0)} ms** mean, ${fmt(r.writeSeconds.max * 1000, 0)} ms max over ${r.writeSeconds.count} writes (temp dir, fsync, rename, dir fsync; the step loop waits for it).`);
   out.push('');
-  out.push(`Cost of \`--checkpoint-every ${c.every}\`: mean write / (${c.every} x mean step) = **${pct(r.scheduleCost, 2)}** of training time. The same measured as the difference of the two runs' windows: ${pct(r.abCost, 1)} (includes run-to-run noise of a shared machine).`);
+  out.push(`Cost of \`--checkpoint-every ${c.every}\`: mean write / (${c.every} x mean step) = **${pct(r.scheduleCost, 2)}** of training time. The same measured as the difference of the two runs' windows: ${pct(r.abCost, 1)}; with the runs' difference before any periodic checkpoint (same steps, no checkpoint in either) divided out: ${pct(r.abCostControlled, 1)}. The two-run figures carry the run-to-run noise of a shared machine; the write-time figure does not.`);
   out.push('');
   for (const t of r.targets) out.push(targetLine(t));
   return out.join('\n');

@@ -138,12 +138,13 @@ export function updateBenchmarksDoc(doc: string, r: BenchReport, sections: Parti
     const i = text.indexOf(begin);
     const j = text.indexOf(end);
     if (i < 0 || j < i) throw new UsageError(`BENCHMARKS.md has no ${begin} ... ${end} section`);
-    // Plots of a run live under runs/ (not committed): keep only the one copied to docs/.
+    // Plots of a run live under runs/ (not committed); the one copied to docs/ heads the page.
     const body = section
       .split('\n')
-      .filter((l) => !l.startsWith('![') || l.includes('(scaling.png)'))
-      .map((l) => l.replace('(scaling.png)', '(docs/scaling.png)'))
-      .join('\n');
+      .filter((l) => !l.startsWith('!['))
+      .join('\n')
+      .replace(/\n{3,}/g, '\n\n')
+      .trimEnd();
     const load = `1-minute load average ${p.loadAverage[0].toFixed(2)} at the start of this part, ${p.loadAverage[1].toFixed(2)} at its end (${r.machine.cores} cores; other work on the machine slows every figure).`;
     text = `${text.slice(0, i + begin.length)}\n${machineLine(r.machine)} ${load}\n\n${body}\n${text.slice(j)}`;
   }

@@ -234,7 +234,7 @@ export function qualityMarkdown(r: QualityResults, plotNames: string[]): string 
   out.push('');
   for (const p of plotNames) out.push(`![${p}](${p})`);
   out.push('');
-  out.push('Sample grids (`lockstep sample`): decoder samples (cvae: one row per digit) and test inputs above their reconstructions.');
+  out.push('Sample grids (`lockstep sample`; the `samples-*.png` files next to results.md): decoder samples (cvae: one row per digit) and test inputs above their reconstructions.');
   out.push('');
   for (const x of r.runs) for (const f of x.samples) out.push(`![${x.spec.name}](${path.basename(f)})`);
   return out.join('\n');
