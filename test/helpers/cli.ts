@@ -1,8 +1,9 @@
 // Runs the real CLI (dist/bin/lockstep.js) as a child process.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readCheckpointState } from '../../shared/checkpoint/store.js';
 
 export const ENTRY = join(__dirname, '..', '..', 'bin', 'lockstep.js');
 
@@ -82,8 +83,5 @@ export function coverageByEpoch(log: string): Map<number, Map<number, number>> {
 
 /** The master weights saved in a checkpoint (little-endian float32). */
 export function checkpointWeights(stepDir: string): Float32Array {
-  const buf = readFileSync(join(stepDir, 'state', 'weights.f32'));
-  const out = new Float32Array(buf.length / 4);
-  for (let i = 0; i < out.length; i++) out[i] = buf.readFloatLE(i * 4);
-  return out;
+  return readCheckpointState(stepDir).weights;
 }

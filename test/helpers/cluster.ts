@@ -5,12 +5,13 @@
 // final checkpoint; checks from the logs that every applied step covered its
 // global batch exactly once and every epoch each image exactly once.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StepPlanner } from '../../shared/train/plan.js';
 import type { TrainResult } from '../../shared/train/result.js';
 import { freePort, startNatsServer, type NatsServerHandle } from './nats-server.js';
+import { readCheckpointState } from '../../shared/checkpoint/store.js';
 
 export const ENTRY = join(__dirname, '..', '..', 'bin', 'lockstep.js');
 
@@ -313,10 +314,7 @@ export class Cluster {
 
 /** The master weights of a checkpoint directory (state/weights.f32, little-endian float32). */
 export function checkpointWeights(stepDir: string): Float32Array {
-  const buf = readFileSync(join(stepDir, 'state', 'weights.f32'));
-  const out = new Float32Array(buf.length / 4);
-  for (let i = 0; i < out.length; i++) out[i] = buf.readFloatLE(i * 4);
-  return out;
+  return readCheckpointState(stepDir).weights;
 }
 
 export function finalWeights(result: TrainResult): Float32Array {
