@@ -4,7 +4,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import path from 'node:path';
 import { WebSocketServer } from 'ws';
@@ -12,6 +11,7 @@ import type { WebSocket } from 'ws';
 import { DependencyError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { DashboardHub } from './hub.js';
+import { listen } from '../../shared/http/listen.js';
 
 export interface DashboardServerOptions {
   /** Default 127.0.0.1. */
@@ -224,15 +224,7 @@ export async function startDashboard(options: DashboardServerOptions): Promise<D
   }, options.pingMs ?? 15_000);
   pinger.unref();
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  const urlHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
+  const { port, urlHost } = await listen(server, options.port, host);
   log?.info({ url: `http://${urlHost}:${port}/`, token: tokenDigest !== undefined }, 'dashboard listening');
 
   let closing: Promise<void> | undefined;

@@ -3,9 +3,9 @@
 // port listens on 0.0.0.0.
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { InternalError } from '../errors.js';
+import { listen } from './listen.js';
 
 export interface ProbeResult {
   ok: boolean;
@@ -158,15 +158,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   });
   server.keepAliveTimeout = 5_000;
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  const urlHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
+  const { port, urlHost } = await listen(server, options.port, host);
   let closed: Promise<void> | undefined;
   return {
     port,
